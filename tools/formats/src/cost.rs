@@ -1,0 +1,203 @@
+//! `cost-summary.json`: what one agent session cost.
+//!
+//! The first group of fields is the original harness's (all published files carry them).
+//! Everything after is this project's and optional, so the original files read as they are.
+//! `bench-telemetry` owns the meaning of the detail types below.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One session's `cost-summary.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostSummary {
+    #[serde(default)]
+    pub backend: String,
+    #[serde(default)]
+    pub level: u32,
+    #[serde(default)]
+    pub variant: String,
+    #[serde(default)]
+    pub rules: String,
+    #[serde(default)]
+    pub run_index: u32,
+    #[serde(default)]
+    pub session_id: String,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: String,
+    /// Fresh (uncached) input tokens.
+    #[serde(default)]
+    pub total_input_tokens: u64,
+    #[serde(default)]
+    pub total_output_tokens: u64,
+    /// Input plus output tokens (cache tokens are not included, as in the original).
+    #[serde(default)]
+    pub total_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_tokens: u64,
+    #[serde(default)]
+    pub total_cost_usd: f64,
+    #[serde(default)]
+    pub api_calls: u64,
+    /// Sum of the API calls' durations, in seconds (the original harness's meaning).
+    #[serde(default)]
+    pub total_duration_sec: f64,
+
+    // ---- this project's additions ----
+    /// Version of this file's additions; absent in the original harness's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u32>,
+    /// `ok`, `partial` (some source incomplete), `no-telemetry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Per model: tokens, calls and cost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelUsage>,
+    /// Tool use as the agent reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ToolStats>,
+    /// API errors the agent hit (retries, rate limits, overloads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_errors: Vec<ApiError>,
+    /// The three sources of the session's cost, side by side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<Reconciliation>,
+    /// Input lines that could not be parsed and were skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed_lines: Option<u64>,
+
+    /// Fields not known to this version, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// Token and cost totals for one model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelUsage {
+    pub api_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub cost_usd: f64,
+    pub duration_sec: f64,
+}
+
+/// Tool decisions and results, overall and per tool name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolStats {
+    pub decisions: u64,
+    pub results: u64,
+    pub failures: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_tool: BTreeMap<String, ToolCounts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCounts {
+    pub decisions: u64,
+    pub results: u64,
+    pub failures: u64,
+}
+
+/// One `api_error` event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiError {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+}
+
+/// The session's cost from each independent source, and whether they agree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reconciliation {
+    /// `ok` (all available sources within tolerance), `mismatch`, `incomplete`
+    /// (a source is missing), `no-telemetry`.
+    pub status: String,
+    /// Relative tolerance used, e.g. 0.005 for 0.5 %.
+    pub tolerance: f64,
+    /// Which source the summary's totals come from (`events`, `metrics`, `result`).
+    pub trusted_source: String,
+    /// Why that source was trusted.
+    pub reason: String,
+    /// Sum of `claude_code.api_request` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<SourceFigures>,
+    /// Sum of `claude_code.cost.usage` / `claude_code.token.usage` metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SourceFigures>,
+    /// The agent CLI's own final result object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<SourceFigures>,
+    /// Human-readable warnings (differences above tolerance, missing sources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One source's view of the session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceFigures {
+    pub cost_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_calls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_tokens: Option<u64>,
+    /// Relative difference of `cost_usd` from the trusted source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_from_trusted: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_harness_summary_reads_and_writes_back_the_same() {
+        let text = r#"{
+          "backend": "postgres", "level": 12, "variant": "sequential-upgrade",
+          "rules": "guided", "runIndex": 0,
+          "sessionId": "3b2d6140-6701-4242-9de9-8c8ecc2f8d71",
+          "startedAt": "2026-04-10T20:09:37Z", "endedAt": "2026-04-10T20:13:29Z",
+          "totalInputTokens": 26, "totalOutputTokens": 5419, "totalTokens": 5445,
+          "cacheReadTokens": 1137446, "cacheCreationTokens": 19028,
+          "totalCostUsd": 0.49395179999999994, "apiCalls": 26, "totalDurationSec": 102.364
+        }"#;
+        let summary: CostSummary = serde_json::from_str(text).unwrap();
+        assert_eq!(summary.api_calls, 26);
+        assert_eq!(summary.total_cost_usd, 0.49395179999999994);
+        let again = serde_json::to_value(&summary).unwrap();
+        let original: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(again, original);
+    }
+}

@@ -1,0 +1,23 @@
+//! Data formats shared by the benchmark's tools.
+//!
+//! Every file that more than one tool reads or writes is typed here, once:
+//! - [`SessionMetadata`]: `telemetry/<run-id>/metadata.json`, written by `bench-run`,
+//!   read by `bench-telemetry` and `bench-report`;
+//! - [`CostSummary`]: `telemetry/<run-id>/cost-summary.json`, written by `bench-telemetry`,
+//!   read by `bench-report`;
+//! - [`AppState`]: `results/chat-app-<ts>/.bench/state.json`, written by `bench-run`.
+//!
+//! The field names of `metadata.json` and `cost-summary.json` are those of the original
+//! harness, so files it published deserialize with these same types. Fields this project
+//! adds are optional, and unknown fields are kept (`extra`) so that reading and writing a
+//! file never drops what another tool put there.
+
+pub mod cost;
+pub mod io;
+pub mod metadata;
+pub mod state;
+
+pub use cost::CostSummary;
+pub use io::{read_json, write_json};
+pub use metadata::{Phase, SessionMetadata};
+pub use state::AppState;

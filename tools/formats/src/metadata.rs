@@ -1,0 +1,180 @@
+//! `metadata.json`: what one agent session was asked to do, and how it ended.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The three kinds of agent session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Build the app from nothing at a level (usually level 1).
+    Generate,
+    /// Add the next level's feature to an existing app.
+    Upgrade,
+    /// Repair the bugs listed in the app's `BUG_REPORT.md`.
+    Fix,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Generate => "generate",
+            Phase::Upgrade => "upgrade",
+            Phase::Fix => "fix",
+        }
+    }
+
+    /// The text the agent prints when it has finished this kind of session.
+    pub fn completion_marker(self) -> &'static str {
+        match self {
+            Phase::Generate => "DEPLOY_COMPLETE",
+            Phase::Upgrade => "UPGRADE_COMPLETE",
+            Phase::Fix => "FIX_COMPLETE",
+        }
+    }
+
+    /// Reads a phase from the original harness's `phase`/`mode` strings.
+    pub fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "generate" => Some(Phase::Generate),
+            "upgrade" => Some(Phase::Upgrade),
+            "fix" => Some(Phase::Fix),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One session's `metadata.json`.
+///
+/// The first group of fields is the original harness's; all are optional because published
+/// runs do not always carry every one. The second group is this project's additions.
+/// Fields neither group knows are kept in `extra` and written back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Local timestamp `YYYYMMDD-HHMMSS` used in directory names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Local start time with offset, e.g. `2026-04-06T15:37:27-0400`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// UTC start time, RFC 3339 (`2026-04-06T19:37:27Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_utc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vite_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub express_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_database: Option<String>,
+    /// The agent CLI's session id (the `session.id` its telemetry carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at_utc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The original harness's duplicate of `phase`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+
+    // ---- this project's additions ----
+    /// The model the agent was told to use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `claude --version` of the agent CLI that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_cli_version: Option<String>,
+    /// This harness's version (crate version plus git commit when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_version: Option<String>,
+    /// Hash of the benchmark content (levels, prompts, guides) the prompt came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_version: Option<String>,
+    /// The marker the agent was expected to print (`DEPLOY_COMPLETE`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_marker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_marker_seen: Option<bool>,
+    /// How the session ended: `completed`, `failed`, `timeout`, `interrupted`, `killed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Wall-clock seconds from agent start to agent exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_clock_sec: Option<f64>,
+
+    /// Fields not known to this version, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl SessionMetadata {
+    /// The phase, from `phase` or else the original harness's `mode`.
+    pub fn effective_phase(&self) -> Option<Phase> {
+        self.phase
+            .or_else(|| self.mode.as_deref().and_then(Phase::parse))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_harness_metadata_round_trips_without_loss() {
+        let text = r#"{
+          "level": 12, "backend": "postgres", "timestamp": "20260410-160937",
+          "startedAt": "2026-04-10T16:09:37-0400", "startedAtUtc": "2026-04-10T20:09:37Z",
+          "runId": "postgres-fix-level12-20260410-160937", "appDir": "x\\y",
+          "promptFile": "p.md", "phase": "fix", "variant": "sequential-upgrade",
+          "rules": "guided", "testMode": "none", "runIndex": 0, "vitePort": 6173,
+          "expressPort": 6001, "pgDatabase": "spacetime",
+          "sessionId": "3b2d6140-6701-4242-9de9-8c8ecc2f8d71",
+          "endedAt": "2026-04-10T16:13:29-0400", "endedAtUtc": "2026-04-10T20:13:29Z",
+          "exitCode": 0, "mode": "fix", "somethingNew": [1, 2]
+        }"#;
+        let meta: SessionMetadata = serde_json::from_str(text).unwrap();
+        assert_eq!(meta.level, Some(12));
+        assert_eq!(meta.effective_phase(), Some(Phase::Fix));
+        assert_eq!(meta.extra["somethingNew"], serde_json::json!([1, 2]));
+        let again: serde_json::Value = serde_json::to_value(&meta).unwrap();
+        let original: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(again, original);
+    }
+
+    #[test]
+    fn mode_stands_in_for_a_missing_phase() {
+        let meta: SessionMetadata = serde_json::from_str(r#"{"mode": "upgrade"}"#).unwrap();
+        assert_eq!(meta.effective_phase(), Some(Phase::Upgrade));
+    }
+}

@@ -1,0 +1,54 @@
+//! `cargo xtask`: the benchmark's command line.
+//!
+//! This crate only parses arguments and hands them to the crate under `tools/` that owns
+//! the capability; it holds no logic of its own.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    about = "Measure how hard it is for an AI coding agent to build the same real-time chat app on different backends.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cost of one agent session from its OpenTelemetry export, reconciled three ways.
+    BenchTelemetry(bench_telemetry::cli::Args),
+    /// Run an agent session: generate an app, upgrade it a level, or fix its bugs.
+    BenchRun(bench_runner::cli::Args),
+    /// Start, stop or inspect the telemetry collector and databases the sessions use.
+    BenchInfra(bench_infra::cli::Args),
+    /// Render the composed level prompts from the feature specs (or check they are current).
+    BenchPrompts(bench_content::cli::Args),
+    /// Reports across backends and runs: cost, calls, tokens, bugs, lines of code, time.
+    BenchReport(bench_report::cli::Args),
+    /// Throughput and latency of the generated apps under load.
+    BenchStress(bench_stress::cli::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::BenchTelemetry(args) => bench_telemetry::cli::run(args),
+        Command::BenchRun(args) => bench_runner::cli::run(args),
+        Command::BenchInfra(args) => bench_infra::cli::run(args),
+        Command::BenchPrompts(args) => bench_content::cli::run(args),
+        Command::BenchReport(args) => bench_report::cli::run(args),
+        Command::BenchStress(args) => bench_stress::cli::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
