@@ -7,8 +7,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 /// Reads and parses a JSON file; the error names the file and what was wrong with it.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "{} is not valid for this format (fix or remove the file, then run again)",
@@ -61,7 +60,8 @@ mod tests {
 
     #[test]
     fn read_error_names_the_file() {
-        let path = std::env::temp_dir().join(format!("bench-formats-bad-{}.json", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("bench-formats-bad-{}.json", std::process::id()));
         std::fs::write(&path, "{not json").unwrap();
         let err = read_json::<serde_json::Value>(&path).unwrap_err();
         assert!(format!("{err:#}").contains(&path.display().to_string()));

@@ -15,6 +15,7 @@
 pub mod cost;
 pub mod io;
 pub mod metadata;
+pub mod paths;
 pub mod state;
 
 pub use cost::CostSummary;
