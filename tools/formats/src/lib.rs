@@ -12,6 +12,7 @@
 //! adds are optional, and unknown fields are kept (`extra`) so that reading and writing a
 //! file never drops what another tool put there.
 
+pub mod app_docs;
 pub mod cost;
 pub mod io;
 pub mod metadata;
