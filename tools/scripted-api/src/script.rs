@@ -1,0 +1,362 @@
+//! Rehearsal scripts: the turns the scripted API plays back, read from TOML.
+//!
+//! ```toml
+//! # Optional: what the server answers to requests that are not part of the conversation
+//! # (title generation, quota checks: requests that offer the model no tools).
+//! [side]
+//! text = "ok"
+//! usage = { input = 20, output = 2 }
+//!
+//! [[turn]]
+//! usage = { input = 3, output = 180, cache_read = 12000, cache_creation = 2400 }
+//! [[turn.tool]]
+//! name = "Write"
+//! input = { file_path = "{{app_dir}}/package.json", content = "{}\n" }
+//!
+//! [[turn]]
+//! text = "Done. DEPLOY_COMPLETE"
+//! usage = { input = 1, output = 40, cache_read = 14000 }
+//! ```
+//!
+//! A turn with tool calls ends with `stop_reason = "tool_use"` (the agent runs the tools and
+//! calls again); a turn with only text ends the conversation (`end_turn`). Every string in a
+//! turn may hold `{{name}}` placeholders, filled by [`Script::render`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Tokens one API response reports, priced by the agent CLI itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// Fresh (uncached) input tokens.
+    #[serde(default)]
+    pub input: u64,
+    #[serde(default)]
+    pub output: u64,
+    #[serde(default)]
+    pub cache_read: u64,
+    #[serde(default)]
+    pub cache_creation: u64,
+}
+
+/// One tool call the model "makes".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    /// The agent tool's name: `Write`, `Edit`, `Read`, `Bash`, …
+    pub name: String,
+    /// The tool's input object, exactly as the agent expects it.
+    pub input: Value,
+}
+
+/// One model response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    /// Text the model says (before its tool calls, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, rename = "tool", skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolCall>,
+    #[serde(default)]
+    pub usage: Usage,
+    /// Wait this long before answering (to rehearse slow responses or interruptions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+impl Turn {
+    /// `tool_use` when the turn calls tools, else `end_turn`.
+    pub fn stop_reason(&self) -> &'static str {
+        if self.tools.is_empty() {
+            "end_turn"
+        } else {
+            "tool_use"
+        }
+    }
+}
+
+/// The answer to requests outside the scripted conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideAnswer {
+    #[serde(default = "default_side_text")]
+    pub text: String,
+    #[serde(default = "default_side_usage")]
+    pub usage: Usage,
+}
+
+fn default_side_text() -> String {
+    "ok".to_owned()
+}
+
+fn default_side_usage() -> Usage {
+    Usage {
+        input: 12,
+        output: 1,
+        cache_read: 0,
+        cache_creation: 0,
+    }
+}
+
+impl Default for SideAnswer {
+    fn default() -> Self {
+        SideAnswer {
+            text: default_side_text(),
+            usage: default_side_usage(),
+        }
+    }
+}
+
+/// A whole rehearsal script.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// What the script rehearses (shown in logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub side: SideAnswer,
+    #[serde(default, rename = "turn")]
+    pub turns: Vec<Turn>,
+}
+
+impl Script {
+    /// Reads a script file; errors name the file and the offending line.
+    pub fn load(path: &Path) -> Result<Script> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read rehearsal script {} (check the path; scripts live in rehearsal/)",
+                path.display()
+            )
+        })?;
+        Script::parse(&text).with_context(|| format!("in rehearsal script {}", path.display()))
+    }
+
+    /// Parses a script from TOML text and checks it.
+    pub fn parse(text: &str) -> Result<Script> {
+        let script: Script = toml::from_str(text).context("not a valid rehearsal script")?;
+        script.check()?;
+        Ok(script)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.turns.is_empty() {
+            bail!("the script has no [[turn]]: add at least one");
+        }
+        for (i, turn) in self.turns.iter().enumerate() {
+            if turn.text.is_none() && turn.tools.is_empty() {
+                bail!(
+                    "turn {} has neither text nor tool calls: give it `text = \"…\"` or a [[turn.tool]]",
+                    i + 1
+                );
+            }
+            for tool in &turn.tools {
+                if !tool.input.is_object() {
+                    bail!(
+                        "turn {}: the input of tool {} must be a table",
+                        i + 1,
+                        tool.name
+                    );
+                }
+            }
+        }
+        if !self.turns.last().is_some_and(|t| t.tools.is_empty()) {
+            bail!(
+                "the last turn must be text only (it ends the session); add a final [[turn]] with `text`"
+            );
+        }
+        Ok(())
+    }
+
+    /// The `{{name}}` placeholders the script uses, sorted.
+    pub fn placeholders(&self) -> Vec<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut visit = |s: &str| {
+            for name in placeholder_names(s) {
+                names.insert(name.to_owned());
+            }
+        };
+        visit(&self.side.text);
+        for turn in &self.turns {
+            if let Some(text) = &turn.text {
+                visit(text);
+            }
+            for tool in &turn.tools {
+                visit(&tool.name);
+                walk_strings(&tool.input, &mut visit);
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// A copy with every `{{name}}` replaced by `vars[name]`; an unknown name is an error
+    /// that lists the known ones.
+    pub fn render(&self, vars: &BTreeMap<String, String>) -> Result<Script> {
+        let missing: Vec<String> = self
+            .placeholders()
+            .into_iter()
+            .filter(|n| !vars.contains_key(n))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the script uses placeholders with no value: {} (known: {})",
+                missing.join(", "),
+                vars.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        let fill = |s: &str| fill_placeholders(s, vars);
+        let mut out = self.clone();
+        out.side.text = fill(&out.side.text);
+        for turn in &mut out.turns {
+            if let Some(text) = &mut turn.text {
+                *text = fill(text);
+            }
+            for tool in &mut turn.tools {
+                tool.name = fill(&tool.name);
+                map_strings(&mut tool.input, &fill);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sum of the usage of every scripted turn.
+    pub fn total_usage(&self) -> Usage {
+        self.turns.iter().fold(Usage::default(), |acc, t| Usage {
+            input: acc.input + t.usage.input,
+            output: acc.output + t.usage.output,
+            cache_read: acc.cache_read + t.usage.cache_read,
+            cache_creation: acc.cache_creation + t.usage.cache_creation,
+        })
+    }
+}
+
+fn placeholder_names(s: &str) -> impl Iterator<Item = &str> {
+    s.split("{{")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("}}").map(|(name, _)| name.trim()))
+}
+
+fn fill_placeholders(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let name = after[..end].trim();
+                match vars.get(name) {
+                    Some(value) => out.push_str(value),
+                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn walk_strings(value: &Value, visit: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(s) => visit(s),
+        Value::Array(items) => items.iter().for_each(|v| walk_strings(v, visit)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            visit(k);
+            walk_strings(v, visit)
+        }),
+        _ => {}
+    }
+}
+
+fn map_strings(value: &mut Value, fill: &impl Fn(&str) -> String) {
+    match value {
+        Value::String(s) => *s = fill(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| map_strings(v, fill)),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                map_strings(&mut v, fill);
+                map.insert(fill(&k), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCRIPT: &str = r#"
+        description = "two writes then done"
+        [[turn]]
+        usage = { input = 3, output = 50, cache_read = 100, cache_creation = 20 }
+        [[turn.tool]]
+        name = "Write"
+        input = { file_path = "{{app_dir}}/a.txt", content = "port {{ vite_port }}\n" }
+        [[turn]]
+        text = "DEPLOY_COMPLETE"
+        usage = { input = 1, output = 5 }
+    "#;
+
+    #[test]
+    fn parses_turns_usage_and_placeholders() {
+        let script = Script::parse(SCRIPT).unwrap();
+        assert_eq!(script.turns.len(), 2);
+        assert_eq!(script.turns[0].stop_reason(), "tool_use");
+        assert_eq!(script.turns[1].stop_reason(), "end_turn");
+        assert_eq!(script.placeholders(), vec!["app_dir", "vite_port"]);
+        assert_eq!(
+            script.total_usage(),
+            Usage {
+                input: 4,
+                output: 55,
+                cache_read: 100,
+                cache_creation: 20
+            }
+        );
+    }
+
+    #[test]
+    fn render_fills_every_string_and_rejects_unknown_names() {
+        let script = Script::parse(SCRIPT).unwrap();
+        let mut vars = BTreeMap::new();
+        vars.insert("app_dir".to_owned(), "/tmp/app".to_owned());
+        let err = script.render(&vars).unwrap_err().to_string();
+        assert!(err.contains("vite_port"), "{err}");
+        vars.insert("vite_port".to_owned(), "6173".to_owned());
+        let done = script.render(&vars).unwrap();
+        let input = &done.turns[0].tools[0].input;
+        assert_eq!(input["file_path"], "/tmp/app/a.txt");
+        assert_eq!(input["content"], "port 6173\n");
+        assert!(done.placeholders().is_empty());
+    }
+
+    #[test]
+    fn rejects_scripts_that_cannot_end_or_have_empty_turns() {
+        let no_end = r#"
+            [[turn]]
+            [[turn.tool]]
+            name = "Bash"
+            input = { command = "true" }
+        "#;
+        let err = format!("{:#}", Script::parse(no_end).unwrap_err());
+        assert!(err.contains("last turn"), "{err}");
+        let empty = "[[turn]]\nusage = { input = 1 }\n";
+        let err = format!("{:#}", Script::parse(empty).unwrap_err());
+        assert!(err.contains("neither text nor tool"), "{err}");
+        let typo = "[[turn]]\ntext = \"x\"\nusage = { inptu = 1 }\n";
+        assert!(Script::parse(typo).is_err());
+    }
+}
