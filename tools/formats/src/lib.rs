@@ -5,7 +5,9 @@
 //!   read by `bench-telemetry` and `bench-report`;
 //! - [`CostSummary`]: `telemetry/<run-id>/cost-summary.json`, written by `bench-telemetry`,
 //!   read by `bench-report`;
-//! - [`AppState`]: `results/chat-app-<ts>/.bench/state.json`, written by `bench-run`.
+//! - [`AppState`]: `results/chat-app-<ts>/.bench/state.json`, written by `bench-run`;
+//! - [`stress::StressResult`]: `runs/<run>/<backend>/stress/*.json`, written by `bench-stress`,
+//!   read by `bench-stress --compare` and `bench-report`.
 //!
 //! The field names of `metadata.json` and `cost-summary.json` are those of the original
 //! harness, so files it published deserialize with these same types. Fields this project
@@ -18,6 +20,7 @@ pub mod io;
 pub mod metadata;
 pub mod paths;
 pub mod state;
+pub mod stress;
 
 pub use cost::CostSummary;
 pub use io::{read_json, write_json};
