@@ -1,13 +1,22 @@
 //! Throughput and latency benchmark of the generated chat apps.
+//!
+//! One load generator drives every backend through the same [`backend::Backend`]
+//! interface, so the scenarios ([`scenario`]), the metrics ([`metrics`]) and the
+//! verification are shared: Express + Socket.IO apps ([`socketio`]), and the PostgreSQL
+//! ceiling ([`ceiling`]). Results are written in the format of
+//! [`bench_formats::stress`].
 
-pub mod cli {
-    //! Command-line options of `cargo xtask bench-stress`.
-
-    /// SKELETON: replaced by the crate's real options.
-    #[derive(Debug, clap::Args)]
-    pub struct Args {}
-
-    pub fn run(_args: Args) -> anyhow::Result<()> {
-        anyhow::bail!("bench-stress is not built yet")
-    }
-}
+pub mod adapter;
+pub mod backend;
+pub mod ceiling;
+pub mod cli;
+pub mod engineio;
+pub mod headroom;
+pub mod http;
+pub mod metrics;
+pub mod noop_server;
+pub mod reference;
+pub mod report;
+pub mod scenario;
+pub mod socketio;
+pub mod verify;

@@ -1,0 +1,368 @@
+//! Command-line options of `cargo xtask bench-stress`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bench_formats::stress::{RunConfig, StressResult, Target};
+
+use crate::adapter::Adapter;
+use crate::backend::{Backend, Marker};
+use crate::ceiling::CeilingBackend;
+use crate::http::BaseUrl;
+use crate::metrics::CpuMeter;
+use crate::report::{self, RunInfo};
+use crate::scenario::{self, Plan, Scenario};
+use crate::socketio;
+use crate::verify::redact;
+
+/// The kind of app (or the ceiling) under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Express + Socket.IO app on PostgreSQL (verified with SQL through --db-url).
+    Postgres,
+    /// Express + Socket.IO app on MongoDB (not verified: no MongoDB client here).
+    Mongodb,
+    /// Direct INSERTs into PostgreSQL at --db-url: the physical limit.
+    Ceiling,
+}
+
+impl BackendKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "postgres",
+            BackendKind::Mongodb => "mongodb",
+            BackendKind::Ceiling => "ceiling",
+        }
+    }
+}
+
+/// Throughput and latency of a generated app under load, with verification in its database.
+///
+/// Examples:
+///   cargo xtask bench-stress --backend postgres --url http://127.0.0.1:3000 --db-url postgres://u:p@127.0.0.1:5432/chat
+///   cargo xtask bench-stress --backend ceiling --db-url postgres://spacetime:spacetime@127.0.0.1:6432/spacetime
+///   cargo xtask bench-stress --compare runs/a/postgres/stress/*.json
+///   cargo xtask bench-stress --headroom
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Kind of target.
+    #[arg(long, value_enum, required_unless_present_any = ["compare", "headroom"])]
+    pub backend: Option<BackendKind>,
+    /// Load shape.
+    #[arg(long, value_enum, default_value = "stress")]
+    pub scenario: Scenario,
+    /// The app's base URL (http://127.0.0.1:PORT); not used by the ceiling.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// PostgreSQL URL for verification (and the target of the ceiling).
+    #[arg(long, env = "BENCH_STRESS_DB_URL")]
+    pub db_url: Option<String>,
+    /// Adapter file describing the app's endpoints and events (probed when absent).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Write the adapter that was used (probed or given) to this file.
+    #[arg(long)]
+    pub save_adapter: Option<PathBuf>,
+    /// Measurement window, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// Warm-up before the window, seconds (excluded from every figure but the totals).
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup: f64,
+    /// Sending connections (users, in the realistic scenario).
+    #[arg(long, default_value_t = 20)]
+    pub writers: u32,
+    /// Connections that only listen to the room.
+    #[arg(long, default_value_t = 1)]
+    pub listeners: u32,
+    /// Requests each writer may have awaiting an answer.
+    #[arg(long, default_value_t = 8)]
+    pub in_flight: u32,
+    /// Total messages per second (rate scenario).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds between one user's messages, MIN..MAX (realistic scenario).
+    #[arg(long, default_value = "5..15")]
+    pub cadence: String,
+    /// Seed of the jitter and phases.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Bytes of text per message.
+    #[arg(long, default_value_t = 64)]
+    pub message_bytes: u32,
+    /// A request unanswered this long (seconds) counts as a timeout.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Seconds allowed after the window for answers still in flight.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
+    /// Folder for the result file [default: runs/adhoc/<backend>/stress].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Label of this run in comparisons (e.g. as-shipped, rate-limit-removed, optimized).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Client runtime threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Compare result files instead of running.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub compare: Vec<PathBuf>,
+    /// Measure the client's headroom: the reference app vs a no-op server.
+    #[arg(long)]
+    pub headroom: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if !args.compare.is_empty() {
+        print!("{}", report::compare(&args.compare)?);
+        return Ok(());
+    }
+    if args.headroom {
+        return crate::headroom::run(&args);
+    }
+    let result = run_once(&args)?;
+    println!("{}", report::summary(&result.0));
+    println!("  saved         {}", result.1.display());
+    if result.0.verification.committed.is_some() && !result.0.verification.passed {
+        bail!("verification failed: {}", result.0.verification.detail);
+    }
+    Ok(())
+}
+
+impl Args {
+    pub fn plan(&self) -> Result<Plan> {
+        let (lo, hi) = parse_cadence(&self.cadence)?;
+        let secs = |x: f64, what: &str| -> Result<Duration> {
+            Duration::try_from_secs_f64(x)
+                .with_context(|| format!("--{what} must be a number of seconds >= 0"))
+        };
+        let plan = Plan {
+            scenario: self.scenario,
+            duration: secs(self.duration, "duration")?,
+            warmup: secs(self.warmup, "warmup")?,
+            writers: self.writers as usize,
+            listeners: self.listeners as usize,
+            in_flight: self.in_flight as usize,
+            rate: self.rate.unwrap_or(0.0),
+            cadence: (lo, hi),
+            seed: self.seed,
+            message_bytes: self.message_bytes as usize,
+            timeout: secs(self.timeout, "timeout")?,
+            drain: secs(self.drain, "drain")?,
+            progress: !self.no_progress,
+        };
+        plan.check()?;
+        Ok(plan)
+    }
+
+    fn config(&self, plan: &Plan) -> RunConfig {
+        RunConfig {
+            duration_seconds: plan.duration.as_secs_f64(),
+            warmup_seconds: plan.warmup.as_secs_f64(),
+            writers: self.writers,
+            listeners: self.listeners,
+            in_flight: self.in_flight,
+            rate: (plan.scenario == Scenario::Rate).then_some(plan.rate),
+            cadence_seconds: (plan.scenario == Scenario::Realistic).then_some(plan.cadence),
+            seed: self.seed,
+            message_bytes: self.message_bytes,
+            request_timeout_seconds: plan.timeout.as_secs_f64(),
+            drain_seconds: plan.drain.as_secs_f64(),
+        }
+    }
+}
+
+fn parse_cadence(text: &str) -> Result<(f64, f64)> {
+    let (a, b) = text
+        .split_once("..")
+        .with_context(|| format!("--cadence {text:?}: write MIN..MAX seconds, e.g. 5..15"))?;
+    let a: f64 = a
+        .trim()
+        .parse()
+        .with_context(|| format!("--cadence {text:?}: MIN is not a number"))?;
+    let b: f64 = b
+        .trim()
+        .parse()
+        .with_context(|| format!("--cadence {text:?}: MAX is not a number"))?;
+    Ok((a, b))
+}
+
+/// A fresh run tag (8 hex digits) that marks this run's messages.
+pub fn run_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 32);
+    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    format!("{:08x}", x as u32)
+}
+
+/// Runs what the arguments describe and saves the result: (result, file).
+pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
+    let kind = args.backend.context("give --backend")?;
+    let plan = args.plan()?;
+    let started_at = report::now_rfc3339();
+    let marker = Arc::new(Marker::new(&run_tag()));
+    let cpu = CpuMeter::default();
+    let rt = cpu
+        .runtime(args.threads)
+        .context("cannot start the client runtime")?;
+    let out_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => bench_formats::paths::repo_root()?
+            .join("runs/adhoc")
+            .join(kind.as_str())
+            .join("stress"),
+    };
+    let mut info = RunInfo {
+        backend: kind.as_str().to_string(),
+        client: String::new(),
+        label: args.label.clone(),
+        scenario: plan.scenario.as_str().to_string(),
+        target: Target::default(),
+        config: args.config(&plan),
+        command_line: std::env::args().map(|a| redact(&a)).collect(),
+        adapter: None,
+        probe_notes: Vec::new(),
+        started_at,
+    };
+    let args2 = args.clone();
+    let result = rt.block_on(async move {
+        tokio::spawn(async move {
+            match kind {
+                BackendKind::Ceiling => {
+                    let db_url = args2.db_url.as_deref().context("the ceiling needs --db-url postgres://...")?;
+                    let room_id = i32::from_str_radix(&marker.run()[..7], 16).unwrap_or(1);
+                    let backend = CeilingBackend::prepare(db_url, room_id).await?;
+                    info.target = Target {
+                        url: redact(db_url),
+                        db_url: Some(redact(db_url)),
+                        database: None,
+                        room: format!("room_id {room_id}"),
+                        room_id: Some(room_id.into()),
+                    };
+                    let mut plan = plan;
+                    plan.listeners = 0;
+                    info.config.listeners = 0;
+                    execute(backend, &plan, marker, cpu, info).await
+                }
+                BackendKind::Postgres | BackendKind::Mongodb => {
+                    let url = args2.url.as_deref().context("give the app's --url http://127.0.0.1:PORT")?;
+                    let base = BaseUrl::parse(url)?;
+                    let adapter = args2.adapter.as_deref().map(Adapter::load).transpose()?;
+                    let db_url = match kind {
+                        BackendKind::Postgres => args2.db_url.as_deref(),
+                        _ => None,
+                    };
+                    if kind == BackendKind::Mongodb && args2.db_url.is_some() {
+                        eprintln!("note: MongoDB apps are not verified yet (no MongoDB client); --db-url is ignored");
+                    }
+                    let prepared = socketio::prepare(socketio::Setup {
+                        base,
+                        adapter,
+                        writers: plan.writers,
+                        listeners: plan.listeners,
+                        marker: marker.clone(),
+                        message_bytes: plan.message_bytes,
+                        db_url,
+                    })
+                    .await?;
+                    for note in &prepared.notes {
+                        eprintln!("{note}");
+                    }
+                    let backend = prepared.backend;
+                    if let Some(path) = &args2.save_adapter {
+                        bench_formats::io::write_atomic(path, backend.adapter().to_toml()?.as_bytes())?;
+                        eprintln!("adapter saved to {}", path.display());
+                    }
+                    let (room, room_id) = backend.room();
+                    info.target = Target {
+                        url: url.to_string(),
+                        db_url: db_url.map(redact),
+                        database: None,
+                        room: room.to_string(),
+                        room_id: Some(room_id.clone()),
+                    };
+                    info.adapter = Some(serde_json::to_value(backend.adapter())?);
+                    info.probe_notes = prepared.notes;
+                    execute(backend, &plan, marker, cpu, info).await
+                }
+            }
+        })
+        .await
+        .context("the run panicked")?
+    })?;
+    drop(rt);
+    let path = report::save(&out_dir, &result)?;
+    Ok((result, path))
+}
+
+/// Runs a prepared backend and writes the result up.
+pub async fn execute<B: Backend>(
+    backend: B,
+    plan: &Plan,
+    marker: Arc<Marker>,
+    cpu: CpuMeter,
+    mut info: RunInfo,
+) -> Result<StressResult> {
+    info.client = backend.client_name().to_string();
+    let out = scenario::run(Arc::new(backend), plan, marker, cpu).await?;
+    Ok(report::build(info, &out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn parses_flags_and_checks_them() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--backend",
+            "postgres",
+            "--scenario",
+            "rate",
+            "--rate",
+            "500",
+        ])
+        .unwrap();
+        let plan = cli.args.plan().unwrap();
+        assert_eq!(plan.rate, 500.0);
+        assert_eq!(plan.writers, 20);
+        let cli =
+            Cli::try_parse_from(["x", "--backend", "postgres", "--scenario", "rate"]).unwrap();
+        assert!(format!("{:#}", cli.args.plan().unwrap_err()).contains("--rate"));
+        let cli = Cli::try_parse_from([
+            "x",
+            "--backend",
+            "postgres",
+            "--cadence",
+            "15..5",
+            "--scenario",
+            "realistic",
+        ])
+        .unwrap();
+        assert!(cli.args.plan().is_err());
+        assert!(
+            Cli::try_parse_from(["x"]).is_err(),
+            "--backend is required for a run"
+        );
+        assert!(Cli::try_parse_from(["x", "--compare", "a.json"]).is_ok());
+        assert_eq!(parse_cadence("5..15").unwrap(), (5.0, 15.0));
+        assert_ne!(run_tag(), "");
+    }
+}

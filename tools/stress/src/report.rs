@@ -1,0 +1,354 @@
+//! Writing a run up: the result file, the terminal summary, and `--compare`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bench_formats::stress::{
+    ClientCpu, Host, LatencySummary, RunConfig, STRESS_SCHEMA_VERSION, StressResult, Target,
+    Throughput, Verification,
+};
+use serde_json::Value;
+
+use crate::metrics::summarize;
+use crate::scenario::RunOutput;
+
+/// What the result needs besides the measurements.
+pub struct RunInfo {
+    pub backend: String,
+    pub client: String,
+    pub label: Option<String>,
+    pub scenario: String,
+    pub target: Target,
+    pub config: RunConfig,
+    pub command_line: Vec<String>,
+    pub adapter: Option<Value>,
+    pub probe_notes: Vec<String>,
+    pub started_at: String,
+}
+
+/// Turns raw figures into the result file's content.
+pub fn build(info: RunInfo, out: &RunOutput) -> StressResult {
+    let window = out.timeline.window_seconds();
+    let stats = &out.stats;
+    let acked_window = stats.measured.acknowledged;
+    let committed = out.committed.as_ref().map(|c| c.count);
+    let matches = committed.map(|c| c == stats.totals.acknowledged);
+    let saw_all = out
+        .had_listener
+        .then_some(stats.totals.delivered_to_listener >= stats.totals.acknowledged);
+    let passed = matches == Some(true) && saw_all != Some(false);
+    let mut detail = Vec::new();
+    match (&out.committed, matches) {
+        (Some(c), Some(true)) => detail.push(format!(
+            "committed {} == acknowledged {} ({})",
+            c.count, stats.totals.acknowledged, c.detail
+        )),
+        (Some(c), _) => detail.push(format!(
+            "committed {} != acknowledged {} ({})",
+            c.count, stats.totals.acknowledged, c.detail
+        )),
+        (None, _) => detail.push("not verified: no database access given (--db-url)".to_string()),
+    }
+    match saw_all {
+        Some(true) => detail.push(format!(
+            "the listener saw {} of {} acknowledged messages",
+            stats.totals.delivered_to_listener, stats.totals.acknowledged
+        )),
+        Some(false) => detail.push(format!(
+            "the listener saw only {} of {} acknowledged messages",
+            stats.totals.delivered_to_listener, stats.totals.acknowledged
+        )),
+        None => detail.push("no listener".to_string()),
+    }
+    let cpu_seconds = out.cpu_ns as f64 / 1e9;
+    StressResult {
+        schema_version: STRESS_SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: info.started_at,
+        finished_at: now_rfc3339(),
+        label: info.label,
+        backend: info.backend,
+        client: info.client,
+        scenario: info.scenario,
+        target: info.target,
+        config: info.config,
+        command_line: info.command_line,
+        adapter: info.adapter,
+        probe_notes: info.probe_notes,
+        totals: stats.totals,
+        measured: stats.measured,
+        measured_seconds: window,
+        warmup_seconds: out.timeline.warmup.as_secs_f64(),
+        throughput: Throughput {
+            acked_per_second: round1(acked_window as f64 / window),
+            sent_per_second: round1(stats.measured.sent as f64 / window),
+            per_second: out.series.samples(&out.timeline),
+        },
+        ack_latency: summarize(&stats.ack_latency),
+        fanout_latency: out.had_listener.then(|| summarize(&stats.fanout_latency)),
+        errors: stats.errors.clone(),
+        verification: Verification {
+            method: out
+                .committed
+                .as_ref()
+                .map_or("none".to_string(), |c| c.method.clone()),
+            committed,
+            committed_matches_acknowledged: matches,
+            listener_saw_all: saw_all,
+            passed,
+            detail: detail.join("; "),
+        },
+        client_cpu: ClientCpu {
+            cpu_seconds: round3(cpu_seconds),
+            per_message_us: if acked_window > 0 {
+                round1(cpu_seconds * 1e6 / acked_window as f64)
+            } else {
+                0.0
+            },
+            cores_busy: round3(cpu_seconds / window),
+        },
+        host: Host {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
+            os: std::env::consts::OS.to_string(),
+            hostname: std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string()),
+        },
+        extra: Default::default(),
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Saves the result under `dir` with a name that never replaces an existing file.
+pub fn save(dir: &Path, result: &StressResult) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let stem = match &result.label {
+        Some(l) => format!("{}-{}", sanitize(l), result.scenario),
+        None => result.scenario.clone(),
+    };
+    let mut path = dir.join(format!("{stem}-{stamp}.json"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.join(format!("{stem}-{stamp}-{n}.json"));
+    }
+    bench_formats::write_json(&path, result)?;
+    Ok(path)
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A latency in the unit that reads best.
+pub fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2} s", us as f64 / 1e6)
+    }
+}
+
+fn fmt_latency(l: &LatencySummary) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (n={})",
+        fmt_us(l.p50_us),
+        fmt_us(l.p90_us),
+        fmt_us(l.p99_us),
+        fmt_us(l.p999_us),
+        fmt_us(l.max_us),
+        l.count
+    )
+}
+
+/// The terminal summary of one run.
+pub fn summary(r: &StressResult) -> String {
+    let c = &r.config;
+    let mut out = String::new();
+    let shape = match r.scenario.as_str() {
+        "rate" => format!(
+            "{} writers at {} msg/s total",
+            c.writers,
+            c.rate.unwrap_or(0.0)
+        ),
+        "realistic" => {
+            let (lo, hi) = c.cadence_seconds.unwrap_or((0.0, 0.0));
+            format!("{} users every {lo}-{hi} s", c.writers)
+        }
+        _ => format!("{} writers x {} in flight", c.writers, c.in_flight),
+    };
+    out.push_str(&format!(
+        "bench-stress  {} / {}{}  ({shape}, {} listener(s), {:.0} s measured after {:.0} s warm-up)\n",
+        r.backend,
+        r.scenario,
+        r.label.as_ref().map(|l| format!(" [{l}]")).unwrap_or_default(),
+        c.listeners,
+        r.measured_seconds,
+        r.warmup_seconds
+    ));
+    let row = |out: &mut String, k: &str, v: String| out.push_str(&format!("  {k:<14}{v}\n"));
+    row(&mut out, "target", r.target.url.clone());
+    row(
+        &mut out,
+        "throughput",
+        format!(
+            "{:.1} msg/s acknowledged ({:.1} sent/s)",
+            r.throughput.acked_per_second, r.throughput.sent_per_second
+        ),
+    );
+    row(&mut out, "ack latency", fmt_latency(&r.ack_latency));
+    if let Some(f) = &r.fanout_latency {
+        row(&mut out, "fan-out", fmt_latency(f));
+    }
+    let t = &r.totals;
+    row(
+        &mut out,
+        "counts",
+        format!(
+            "sent {}  acknowledged {}  failed {}  delivered to listener {}  committed {}",
+            t.sent,
+            t.acknowledged,
+            t.failed,
+            t.delivered_to_listener,
+            r.verification
+                .committed
+                .map_or("-".to_string(), |n| n.to_string())
+        ),
+    );
+    if !r.errors.is_empty() {
+        let errs: Vec<String> = r.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        row(&mut out, "errors", errs.join(", "));
+    }
+    row(
+        &mut out,
+        "verification",
+        format!(
+            "{}: {}",
+            if r.verification.passed {
+                "PASSED"
+            } else {
+                "FAILED"
+            },
+            r.verification.detail
+        ),
+    );
+    row(
+        &mut out,
+        "client CPU",
+        format!(
+            "{:.1} µs per message ({:.2} cores busy)",
+            r.client_cpu.per_message_us, r.client_cpu.cores_busy
+        ),
+    );
+    out
+}
+
+/// `--compare`: one line per result file, with throughput relative to the first.
+pub fn compare(files: &[PathBuf]) -> Result<String> {
+    let mut results = Vec::new();
+    for f in files {
+        let r: StressResult = bench_formats::read_json(f)?;
+        r.check_version().with_context(|| f.display().to_string())?;
+        results.push(r);
+    }
+    let base = results
+        .first()
+        .map_or(0.0, |r| r.throughput.acked_per_second);
+    let mut rows = vec![[
+        "run".to_string(),
+        "backend".into(),
+        "scenario".into(),
+        "msg/s".into(),
+        "vs first".into(),
+        "p50".into(),
+        "p99".into(),
+        "p99.9".into(),
+        "fan-out p99".into(),
+        "errors".into(),
+        "verified".into(),
+        "CPU/msg".into(),
+    ]];
+    for r in &results {
+        let errors: u64 = r.errors.values().sum();
+        rows.push([
+            r.display_name(),
+            r.backend.clone(),
+            r.scenario.clone(),
+            format!("{:.1}", r.throughput.acked_per_second),
+            if base > 0.0 {
+                format!("{:.2}x", r.throughput.acked_per_second / base)
+            } else {
+                "-".into()
+            },
+            fmt_us(r.ack_latency.p50_us),
+            fmt_us(r.ack_latency.p99_us),
+            fmt_us(r.ack_latency.p999_us),
+            r.fanout_latency
+                .as_ref()
+                .map_or("-".into(), |f| fmt_us(f.p99_us)),
+            errors.to_string(),
+            if r.verification.passed {
+                "yes".into()
+            } else {
+                "NO".into()
+            },
+            format!("{:.1} µs", r.client_cpu.per_message_us),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i < 3 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_latencies_readably() {
+        assert_eq!(fmt_us(850), "850 µs");
+        assert_eq!(fmt_us(4_150), "4.2 ms");
+        assert_eq!(fmt_us(1_200_000), "1.20 s");
+        assert_eq!(sanitize("as shipped/1"), "as_shipped_1");
+    }
+}

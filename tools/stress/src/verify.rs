@@ -1,0 +1,124 @@
+//! Verification in PostgreSQL: how many of the run's messages were committed.
+//!
+//! Apps name their tables and columns differently, so instead of assuming `messages.content`
+//! the run's marker is looked for in every text column of every table whose name mentions
+//! messages (all text columns of all tables when none does); the column holding the most
+//! marked rows is the message text. Only rows of this run carry its marker.
+
+use anyhow::{Context, Result};
+use tokio_postgres::{Client, NoTls};
+
+use crate::backend::{Committed, Marker};
+
+/// Opens a connection; the URL must point at this machine.
+pub async fn connect(db_url: &str) -> Result<Client> {
+    let config: tokio_postgres::Config = db_url
+        .parse()
+        .with_context(|| format!("{} is not a PostgreSQL URL", redact(db_url)))?;
+    for host in config.get_hosts() {
+        if let tokio_postgres::config::Host::Tcp(name) = host {
+            crate::http::check_loopback(name)?;
+        }
+    }
+    let (client, connection) = config.connect(NoTls).await.with_context(|| {
+        format!(
+            "cannot connect to {} (is PostgreSQL running?)",
+            redact(db_url)
+        )
+    })?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Counts the rows carrying the run's marker.
+pub async fn count_marked(client: &Client, marker: &Marker) -> Result<Committed> {
+    let columns = client
+        .query(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+               AND data_type IN ('text', 'character varying', 'character', 'jsonb', 'json')
+             ORDER BY (table_name ILIKE '%message%') DESC, table_name, ordinal_position",
+            &[],
+        )
+        .await
+        .context("cannot list the database's text columns")?;
+    let mut candidates: Vec<(String, String, String)> = columns
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    if candidates
+        .iter()
+        .any(|(_, t, _)| t.to_ascii_lowercase().contains("message"))
+    {
+        candidates.retain(|(_, t, _)| t.to_ascii_lowercase().contains("message"));
+    }
+    let pattern = format!("{}%", marker.prefix());
+    let mut best: Option<(i64, String)> = None;
+    for (schema, table, column) in candidates {
+        let sql = format!(
+            "SELECT count(*) FROM {}.{} WHERE {}::text LIKE $1",
+            quote(&schema),
+            quote(&table),
+            quote(&column)
+        );
+        let n: i64 = client
+            .query_one(&sql, &[&pattern])
+            .await
+            .with_context(|| format!("cannot count messages in {schema}.{table}.{column}"))?
+            .get(0);
+        if best.as_ref().is_none_or(|(b, _)| n > *b) {
+            best = Some((n, format!("{schema}.{table}.{column}")));
+        }
+    }
+    let (count, place) = best.unwrap_or((0, "no text column found".to_string()));
+    Ok(Committed {
+        method: "postgres-sql".into(),
+        count: count.max(0) as u64,
+        detail: format!("rows of {place} starting with {}", marker.prefix()),
+    })
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// A URL with its password replaced by `***`, for files and messages.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact("postgres://u:secret@127.0.0.1:5432/db"),
+            "postgres://u:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            redact("postgres://u@127.0.0.1/db"),
+            "postgres://u@127.0.0.1/db"
+        );
+        assert_eq!(redact("http://127.0.0.1:3000"), "http://127.0.0.1:3000");
+        assert_eq!(quote("we\"ird"), "\"we\"\"ird\"");
+    }
+}
