@@ -716,3 +716,184 @@ pub fn value_to_json(v: &AlgebraicValue, ty: &AlgebraicType) -> Json {
         (other, _) => serde_json::to_value(other).unwrap_or(Json::Null),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A hand-written schema in the served shape, with the variations generated apps show:
+    /// other reducer names, a lifecycle reducer, a user enum behind a type reference, options,
+    /// timestamps, identities, arrays and a private table.
+    fn fixture() -> ModuleSchema {
+        ModuleSchema::from_json(include_str!("../tests/fixtures/chat-schema-v9.json")).unwrap()
+    }
+
+    #[test]
+    fn a_served_schema_resolves_with_references_inlined() {
+        let s = fixture();
+        assert_eq!(
+            s.describe_reducers(),
+            "register(username: String), set_status(status: enum {Online | Away | Custom(String)}), post(channel_id: u32, body: String, reply_to: Option<u64>, at: Timestamp, mention: Identity, attachment: Vec<u8>)"
+        );
+        assert_eq!(s.reducers[0].lifecycle, Some("client_connected"));
+        let users = s.table("users").unwrap();
+        assert_eq!(
+            users.describe(),
+            "users(identity: Identity, username: Option<String>, status: enum {Online | Away | Custom(String)})"
+        );
+        assert!(users.public);
+        assert!(!s.table("messages").unwrap().public);
+        let err = s.table("message").unwrap_err().to_string();
+        assert!(err.contains("users(") && err.contains("messages("), "{err}");
+        let err = s
+            .reducer_args("identity_connected", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lifecycle"), "{err}");
+    }
+
+    #[test]
+    fn json_arguments_convert_to_the_parameter_types() {
+        let s = fixture();
+        let mention = Identity::from_claims("i", "s");
+        let args = s
+            .reducer_args(
+                "post",
+                &[
+                    ("channel_id", json!(3)),
+                    ("body", json!("hello")),
+                    ("at", json!("2026-01-02T03:04:05Z")),
+                    ("mention", json!(mention.to_hex().to_string())),
+                    ("attachment", json!("0x0aff")),
+                ],
+            )
+            .unwrap();
+        let decoded = s.reducer("post").unwrap().decode_args(&args.0).unwrap();
+        let e = &decoded.elements;
+        assert_eq!(e[0], AlgebraicValue::U32(3));
+        assert_eq!(e[1], AlgebraicValue::String("hello".into()));
+        assert_eq!(
+            e[2],
+            AlgebraicValue::OptionNone(),
+            "an absent option is None"
+        );
+        let at = Timestamp::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(
+            e[3],
+            AlgebraicValue::product([AlgebraicValue::I64(at.to_micros_since_unix_epoch())])
+        );
+        assert_eq!(
+            e[4],
+            AlgebraicValue::product([AlgebraicValue::U256(Box::new(mention.to_u256()))])
+        );
+        assert_eq!(e[5], AlgebraicValue::Bytes(vec![0x0a, 0xff].into()));
+
+        let with_reply = s
+            .reducer_args(
+                "post",
+                &[
+                    ("channel_id", json!(3)),
+                    ("body", json!("re")),
+                    ("reply_to", json!(41)),
+                    ("at", json!(1_000_000)),
+                    ("mention", json!(mention.to_hex().to_string())),
+                    ("attachment", json!([1, 2])),
+                ],
+            )
+            .unwrap();
+        let decoded = s
+            .reducer("post")
+            .unwrap()
+            .decode_args(&with_reply.0)
+            .unwrap();
+        assert_eq!(
+            decoded.elements[2],
+            AlgebraicValue::OptionSome(AlgebraicValue::U64(41))
+        );
+        assert_eq!(
+            decoded.elements[5],
+            AlgebraicValue::Bytes(vec![1, 2].into())
+        );
+
+        // Enums: unit variants by name, payload variants as a one-key object.
+        let away = s
+            .reducer_args("set_status", &[("status", json!("Away"))])
+            .unwrap();
+        assert_eq!(away.0.as_ref(), &[1]);
+        let custom = s
+            .reducer_args("set_status", &[("status", json!({"Custom": "brb"}))])
+            .unwrap();
+        assert_eq!(&custom.0[..1], &[2]);
+        let err = format!(
+            "{:#}",
+            s.reducer_args("set_status", &[("status", json!("Busy"))])
+                .unwrap_err()
+        );
+        assert!(err.contains("`Busy` is not a variant"), "{err}");
+        let err = format!(
+            "{:#}",
+            s.reducer_args("set_status", &[("status", json!("Custom"))])
+                .unwrap_err()
+        );
+        assert!(err.contains("needs a value"), "{err}");
+        let err = format!(
+            "{:#}",
+            s.reducer_args("register", &[("username", json!(5))])
+                .unwrap_err()
+        );
+        assert!(err.contains("expected a String but got 5"), "{err}");
+        let err = format!(
+            "{:#}",
+            s.reducer_args("post", &[("channel_id", json!(1u64 << 40))])
+                .unwrap_err()
+        );
+        assert!(err.contains("expected a u32"), "{err}");
+    }
+
+    #[test]
+    fn rows_decode_and_render_as_plain_json() {
+        let s = fixture();
+        let users = s.table("users").unwrap();
+        let id = Identity::from_claims("i", "u");
+        let row = ProductValue::from(vec![
+            AlgebraicValue::product([AlgebraicValue::U256(Box::new(id.to_u256()))]),
+            AlgebraicValue::OptionSome(AlgebraicValue::String("ann".into())),
+            AlgebraicValue::sum(2, AlgebraicValue::String("lunch".into())),
+        ]);
+        let bytes = bsatn::to_vec(&row).unwrap();
+        let decoded = users.decode_row(&bytes).unwrap();
+        assert_eq!(decoded, row);
+        assert_eq!(
+            Json::Object(users.row_to_json(&decoded)),
+            json!({"identity": id.to_hex().to_string(), "username": "ann", "status": {"Custom": "lunch"}})
+        );
+        assert!(users.decode_row(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(
+            users
+                .decode_row(&longer)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
+
+        let messages = s.table("messages").unwrap();
+        let msg = ProductValue::from(vec![
+            AlgebraicValue::U64(5),
+            AlgebraicValue::U32(1),
+            AlgebraicValue::product([AlgebraicValue::U256(Box::new(id.to_u256()))]),
+            AlgebraicValue::String("hi".into()),
+            AlgebraicValue::product([AlgebraicValue::I64(42)]),
+            AlgebraicValue::Array(ArrayValue::from(
+                vec![Box::<str>::from("a")].into_boxed_slice(),
+            )),
+        ]);
+        let decoded = messages.decode_row(&bsatn::to_vec(&msg).unwrap()).unwrap();
+        assert_eq!(
+            Json::Object(messages.row_to_json(&decoded)),
+            json!({"message_id": 5, "channel_id": 1, "author": id.to_hex().to_string(), "body": "hi", "created_at": 42, "tags": ["a"]})
+        );
+    }
+}
