@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Cost of one agent session from its OpenTelemetry export, reconciled three ways.
     BenchTelemetry(bench_telemetry::cli::Args),
+    /// Speed and peak memory of bench-telemetry on a generated collector file of many sessions.
+    BenchTelemetryPerf(bench_telemetry::cli::PerfArgs),
     /// Run an agent session: generate an app, upgrade it a level, or fix its bugs.
     BenchRun(bench_runner::cli::Args),
     /// Start, stop or inspect the telemetry collector and databases the sessions use.
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::BenchTelemetry(args) => bench_telemetry::cli::run(args),
+        Command::BenchTelemetryPerf(args) => bench_telemetry::cli::run_perf(args),
         Command::BenchRun(args) => bench_runner::cli::run(args),
         Command::BenchInfra(args) => bench_infra::cli::run(args),
         Command::BenchPrompts(args) => bench_content::cli::run(args),

@@ -75,6 +75,9 @@ pub struct CostSummary {
     /// Input lines that could not be parsed and were skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub malformed_lines: Option<u64>,
+    /// What was read and how the session's records were picked out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputStats>,
 
     /// Fields not known to this version, kept as they were.
     #[serde(flatten)]
@@ -101,6 +104,9 @@ pub struct ToolStats {
     pub decisions: u64,
     pub results: u64,
     pub failures: u64,
+    /// Decisions other than `accept` (the tool was not allowed to run).
+    #[serde(default)]
+    pub rejections: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_tool: BTreeMap<String, ToolCounts>,
 }
@@ -111,6 +117,9 @@ pub struct ToolCounts {
     pub decisions: u64,
     pub results: u64,
     pub failures: u64,
+    /// Decisions other than `accept` (the tool was not allowed to run).
+    #[serde(default)]
+    pub rejections: u64,
 }
 
 /// One `api_error` event.
@@ -176,6 +185,45 @@ pub struct SourceFigures {
     /// Relative difference of `cost_usd` from the trusted source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_from_trusted: Option<f64>,
+    /// `ok` (agrees with the trusted source), `mismatch`, or `trusted` (it is the source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Where the figures came from (file, number of records or points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What `bench-telemetry` read for one session, and how it attributed records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputStats {
+    /// The telemetry files, in the order they were read as one stream.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// The file the CLI's result object came from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_file: Option<String>,
+    pub bytes: u64,
+    pub lines: u64,
+    /// Lines parsed because they might concern the session (the rest were skipped unparsed).
+    pub candidate_lines: u64,
+    /// Log records and metric data points attributed to the session.
+    pub log_records: u64,
+    pub metric_points: u64,
+    /// How the attributed records were recognised.
+    pub by_record_tag: u64,
+    pub by_resource_tag: u64,
+    pub by_time_window: u64,
+    /// Records in parsed lines that belong to other sessions (left out).
+    pub other_sessions: u64,
+    /// Untagged records outside the session's time window (left out).
+    pub untagged_outside_window: u64,
+    /// Untagged records inside the window, left out because the session's own records
+    /// carry tags (so untagged ones come from another source).
+    #[serde(default)]
+    pub untagged_in_window_unused: u64,
+    /// Records seen twice (overlapping rotated files, retried exports), counted once.
+    pub duplicates: u64,
 }
 
 #[cfg(test)]

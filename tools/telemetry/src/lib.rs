@@ -1,13 +1,337 @@
 //! Per-session cost accounting from Claude Code's OpenTelemetry export.
+//!
+//! The input is what the OpenTelemetry Collector's file exporter writes: one OTLP/JSON
+//! export request per line (logs and metrics, in one file or several). For one agent
+//! session (its `metadata.json`), this crate picks out the session's own records — never
+//! another session's, however the files interleave them — and adds up its cost three
+//! independent ways: the `claude_code.api_request` events, the cost/token metrics, and the
+//! agent CLI's own final result object. The outcome is `cost-summary.json` and
+//! `COST_REPORT.md` in the session folder.
+//!
+//! Entry points:
+//! - [`summarize`]: the whole job for one session folder (what `cargo xtask
+//!   bench-telemetry` runs);
+//! - [`LiveTally`]: a cheap running count of calls and cost while a session is running;
+//! - [`cli`]: the command-line front ends.
 
-pub mod cli {
-    //! Command-line options of `cargo xtask bench-telemetry`.
+pub mod cli;
+pub mod lines;
+pub mod live;
+pub mod metrics;
+pub mod otlp;
+pub mod perf;
+pub mod report;
+pub mod result;
+pub mod scan;
+pub mod summary;
 
-    /// SKELETON: replaced by the crate's real options.
-    #[derive(Debug, clap::Args)]
-    pub struct Args {}
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
-    pub fn run(_args: Args) -> anyhow::Result<()> {
-        anyhow::bail!("bench-telemetry is not built yet")
+use anyhow::{Context, Result, bail};
+use bench_formats::{CostSummary, SessionMetadata, read_json, write_json};
+
+pub use live::{LiveSnapshot, LiveTally};
+pub use scan::{Malformed, Target};
+
+/// File names inside a session folder.
+pub const METADATA_FILE: &str = "metadata.json";
+pub const SUMMARY_FILE: &str = "cost-summary.json";
+pub const REPORT_FILE: &str = "COST_REPORT.md";
+pub const RAW_FILE: &str = "raw-telemetry.jsonl";
+/// Where the runner keeps the agent's stream-json transcript.
+pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
+/// Where a `--output-format json` result object may be kept.
+pub const RESULT_FILE: &str = "result.json";
+
+/// Default relative tolerance between sources (0.5 %).
+pub const DEFAULT_TOLERANCE: f64 = 0.005;
+
+/// The telemetry and result files for one session.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Collector files holding logs (any line may hold logs or metrics: the kind is read
+    /// from each line). Read in order, as one stream, before `metrics`.
+    pub logs: Vec<PathBuf>,
+    /// Collector files holding metrics.
+    pub metrics: Vec<PathBuf>,
+    /// The CLI's result object (a JSON object, or a stream-json transcript). When `None`,
+    /// `transcript.jsonl` then `result.json` in the session folder are tried.
+    pub result: Option<PathBuf>,
+}
+
+impl Inputs {
+    /// The telemetry files to read, in order. With none given, `raw-telemetry.jsonl` of the
+    /// session folder is used if it exists.
+    pub fn telemetry_files(&self, session_dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = self.logs.iter().chain(&self.metrics).cloned().collect();
+        if files.is_empty() {
+            let raw = session_dir.join(RAW_FILE);
+            if raw.is_file() {
+                files.push(raw);
+            } else {
+                bail!(
+                    "no telemetry input for {}: it has no {RAW_FILE}; pass the collector's files with --logs FILE... and/or --metrics FILE... (any file may hold both kinds)",
+                    session_dir.display()
+                );
+            }
+        }
+        Ok(files)
     }
+}
+
+/// How [`summarize`] works.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Also write the session's own lines to `raw-telemetry.jsonl`.
+    pub extract_raw: bool,
+    /// Relative difference between sources above which a warning is recorded.
+    pub tolerance: f64,
+    /// Lines longer than this are skipped as malformed (memory stays bounded).
+    pub max_line_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extract_raw: false,
+            tolerance: DEFAULT_TOLERANCE,
+            max_line_bytes: lines::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// What [`summarize`] produced.
+#[derive(Debug, Clone)]
+pub struct SessionCost {
+    /// The summary, as written to `cost-summary.json`.
+    pub summary: CostSummary,
+    pub summary_path: PathBuf,
+    pub report_path: PathBuf,
+    /// `raw-telemetry.jsonl`, when it was extracted.
+    pub raw_path: Option<PathBuf>,
+    /// The first malformed input lines (all are counted in `summary.malformed_lines`).
+    pub malformed: Vec<Malformed>,
+}
+
+impl SessionCost {
+    /// `ok`, `partial` or `no-telemetry`.
+    pub fn status(&self) -> &str {
+        self.summary.status.as_deref().unwrap_or("ok")
+    }
+
+    /// Warnings recorded by the reconciliation.
+    pub fn warnings(&self) -> &[String] {
+        self.summary
+            .reconciliation
+            .as_ref()
+            .map_or(&[], |r| r.warnings.as_slice())
+    }
+}
+
+/// Reads a session folder's `metadata.json`.
+pub fn read_metadata(session_dir: &Path) -> Result<SessionMetadata> {
+    let path = session_dir.join(METADATA_FILE);
+    if !path.is_file() {
+        bail!(
+            "{} not found: point bench-telemetry at a session folder written by bench-run (it holds metadata.json with the session's sessionId/runId)",
+            path.display()
+        );
+    }
+    read_json(&path)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Finds and reads the CLI's result object. Returns it, or why there is none.
+fn find_result(
+    session_dir: &Path,
+    inputs: &Inputs,
+    meta: &SessionMetadata,
+) -> Result<(Option<result::CliResult>, Option<String>)> {
+    let found = if let Some(path) = &inputs.result {
+        match result::read(path)? {
+            Some(r) => Some(r),
+            None => bail!(
+                "{} holds no result object (no line with \"type\":\"result\"); pass the CLI's --output-format json output or a finished stream-json transcript",
+                path.display()
+            ),
+        }
+    } else {
+        let mut found = None;
+        for name in [TRANSCRIPT_FILE, RESULT_FILE] {
+            let path = session_dir.join(name);
+            if path.is_file()
+                && let Some(r) = result::read(&path)?
+            {
+                found = Some(r);
+                break;
+            }
+        }
+        if found.is_none() {
+            return Ok((
+                None,
+                Some(format!(
+                    "no CLI result object: neither {TRANSCRIPT_FILE} nor {RESULT_FILE} in the session folder holds one (pass --result FILE)"
+                )),
+            ));
+        }
+        found
+    };
+    let Some(r) = found else {
+        return Ok((None, None));
+    };
+    if let (Some(mine), Some(theirs)) = (meta.session_id.as_deref(), r.session_id.as_deref())
+        && mine != theirs
+    {
+        return Ok((
+            None,
+            Some(format!(
+                "the result object in {} is for session {theirs}, not {mine}: it was left out",
+                r.path.display()
+            )),
+        ));
+    }
+    Ok((Some(r), None))
+}
+
+/// Writes the session's own raw lines through a temporary file, renamed when complete.
+struct RawWriter {
+    tmp: PathBuf,
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl RawWriter {
+    fn create(path: PathBuf) -> Result<RawWriter> {
+        let tmp = path.with_file_name(format!(".{RAW_FILE}.tmp"));
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(RawWriter {
+            tmp,
+            path,
+            out: BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    fn finish(self) -> Result<PathBuf> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.path).with_context(|| {
+            format!(
+                "cannot move {} to {}",
+                self.tmp.display(),
+                self.path.display()
+            )
+        })?;
+        Ok(self.path)
+    }
+}
+
+/// Computes one session's cost and writes `cost-summary.json` and `COST_REPORT.md` into
+/// `session_dir` (plus `raw-telemetry.jsonl` with [`Options::extract_raw`]).
+///
+/// A session with no matching telemetry is not an error here: the summary is written with
+/// status `no-telemetry` (totals from the CLI's result object if there is one) and
+/// returned; callers decide how loud to be. Errors are for what prevents doing the job at
+/// all: no `metadata.json`, no input, unreadable files, unwritable outputs.
+pub fn summarize(session_dir: &Path, inputs: &Inputs, opts: &Options) -> Result<SessionCost> {
+    let meta = read_metadata(session_dir)?;
+    let target = scan::target_of(&meta);
+    if target.session_id.is_none() && target.run_id.is_none() && target.window.is_none() {
+        bail!(
+            "{} has no sessionId, runId or startedAtUtc: there is no way to tell which records are this session's",
+            session_dir.join(METADATA_FILE).display()
+        );
+    }
+    let files = inputs.telemetry_files(session_dir)?;
+    for f in &files {
+        if !f.is_file() {
+            bail!(
+                "telemetry file {} does not exist (check --logs/--metrics)",
+                f.display()
+            );
+        }
+    }
+
+    let raw_path = session_dir.join(RAW_FILE);
+    if opts.extract_raw && raw_path.exists() && !files.iter().any(|f| same_file(f, &raw_path)) {
+        bail!(
+            "{} already exists and is not one of the inputs: move it away first, or pass it with --logs to include it (it will then be rewritten with this session's lines only)",
+            raw_path.display()
+        );
+    }
+    let read = |target: &Target| -> Result<(scan::Collected, Option<RawWriter>)> {
+        let mut raw = opts
+            .extract_raw
+            .then(|| RawWriter::create(raw_path.clone()))
+            .transpose()?;
+        let collected = scan::scan(
+            target,
+            &files,
+            opts.max_line_bytes,
+            raw.as_mut().map(|w| &mut w.out as &mut dyn Write),
+        )?;
+        Ok((collected, raw))
+    };
+    let (mut collected, mut raw) = read(&target)?;
+    // No tagged record of the session, but untagged ones in its time window: read again,
+    // taking those (the time-window fallback).
+    if collected.stats.log_records + collected.stats.metric_points == 0
+        && collected.stats.untagged_in_window_unused > 0
+    {
+        let with_window = Target {
+            use_window: true,
+            ..target.clone()
+        };
+        (collected, raw) = read(&with_window)?;
+    }
+    let raw_path = raw.map(RawWriter::finish).transpose()?;
+
+    let (cli_result, result_missing) = find_result(session_dir, inputs, &meta)?;
+    let metric_totals = metrics::aggregate(&collected.points);
+    let mut summary = summary::build(&summary::Inputs {
+        meta: &meta,
+        collected: &collected,
+        metrics: &metric_totals,
+        result: cli_result.as_ref(),
+        result_missing,
+        tolerance: opts.tolerance,
+    });
+    if let Some(i) = summary.inputs.as_mut() {
+        i.result_file = cli_result.as_ref().map(|r| r.path.display().to_string());
+    }
+
+    let summary_path = session_dir.join(SUMMARY_FILE);
+    // Keep what other tools added to an earlier summary.
+    if summary_path.is_file()
+        && let Ok(previous) = read_json::<CostSummary>(&summary_path)
+    {
+        for (k, v) in previous.extra {
+            summary.extra.entry(k).or_insert(v);
+        }
+    }
+    write_json(&summary_path, &summary)?;
+    let report_path = session_dir.join(REPORT_FILE);
+    let text = report::render(&meta, &summary, &collected, &collected.malformed);
+    bench_formats::io::write_atomic(&report_path, text.as_bytes())?;
+
+    Ok(SessionCost {
+        summary,
+        summary_path,
+        report_path,
+        raw_path,
+        malformed: collected.malformed,
+    })
 }

@@ -1,0 +1,480 @@
+//! Turning what was gathered into `cost-summary.json`: totals, the three-way
+//! reconciliation, and the choice of the source the totals come from.
+
+use std::collections::BTreeMap;
+
+use bench_formats::SessionMetadata;
+use bench_formats::cost::{CostSummary, ModelUsage, Reconciliation, SourceFigures};
+
+use crate::metrics::MetricTotals;
+use crate::result::CliResult;
+use crate::scan::{Collected, parse_time_ns};
+
+/// Version of this crate's additions to `cost-summary.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Which source the totals come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Events,
+    Metrics,
+    Result,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Events => "events",
+            Source::Metrics => "metrics",
+            Source::Result => "result",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Source::Events => "api_request events",
+            Source::Metrics => "cost/token metrics",
+            Source::Result => "the CLI's result object",
+        }
+    }
+}
+
+/// Relative difference of `a` from `b` (0 when both are 0).
+pub fn rel_diff(a: f64, b: f64) -> f64 {
+    let scale = a.abs().max(b.abs());
+    if scale == 0.0 {
+        0.0
+    } else {
+        (a - b).abs() / scale
+    }
+}
+
+fn events_figures(c: &Collected) -> Option<SourceFigures> {
+    if c.stats.log_records == 0 {
+        return None;
+    }
+    let mut f = SourceFigures {
+        cost_usd: c.events_cost(),
+        api_calls: Some(c.calls.len() as u64),
+        ..SourceFigures::default()
+    };
+    let (mut i, mut o, mut r, mut w) = (0, 0, 0, 0);
+    for call in &c.calls {
+        i += call.input_tokens;
+        o += call.output_tokens;
+        r += call.cache_read_tokens;
+        w += call.cache_creation_tokens;
+    }
+    f.input_tokens = Some(i);
+    f.output_tokens = Some(o);
+    f.cache_read_tokens = Some(r);
+    f.cache_creation_tokens = Some(w);
+    f.detail = Some(format!(
+        "{} api_request events among {} log records of the session",
+        c.calls.len(),
+        c.stats.log_records
+    ));
+    Some(f)
+}
+
+fn metrics_figures(m: &MetricTotals) -> Option<SourceFigures> {
+    if !m.has_cost && !m.has_tokens {
+        return None;
+    }
+    let tokens = |present: bool, v: f64| present.then_some(v.round().max(0.0) as u64);
+    let temporalities: Vec<&str> = m.temporalities.iter().copied().collect();
+    Some(SourceFigures {
+        cost_usd: m.total.cost_usd,
+        api_calls: None,
+        input_tokens: tokens(m.has_tokens, m.total.input_tokens),
+        output_tokens: tokens(m.has_tokens, m.total.output_tokens),
+        cache_read_tokens: tokens(m.has_tokens, m.total.cache_read_tokens),
+        cache_creation_tokens: tokens(m.has_tokens, m.total.cache_creation_tokens),
+        detail: Some(format!(
+            "{} data points in {} series ({}){}",
+            m.points,
+            m.series,
+            temporalities.join(", "),
+            if m.restarts > 0 {
+                format!(", {} cumulative restarts", m.restarts)
+            } else {
+                String::new()
+            }
+        )),
+        ..SourceFigures::default()
+    })
+}
+
+fn result_figures(r: &CliResult) -> SourceFigures {
+    SourceFigures {
+        cost_usd: r.total_cost_usd,
+        api_calls: r.num_turns,
+        input_tokens: Some(r.input_tokens),
+        output_tokens: Some(r.output_tokens),
+        cache_read_tokens: Some(r.cache_read_tokens),
+        cache_creation_tokens: Some(r.cache_creation_tokens),
+        detail: Some(format!(
+            "{} (api calls = num_turns{})",
+            r.path.display(),
+            match r.subtype.as_deref() {
+                Some(s) => format!(", subtype {s}"),
+                None => String::new(),
+            }
+        )),
+        ..SourceFigures::default()
+    }
+}
+
+/// Whether `events` fall short of `other` by more than the tolerance (money lost).
+fn short_of(events: &SourceFigures, other: &SourceFigures, tol: f64) -> bool {
+    events.cost_usd < other.cost_usd && rel_diff(events.cost_usd, other.cost_usd) > tol
+}
+
+fn money(v: f64) -> String {
+    format!("${v:.6}")
+}
+
+/// Compares `fig` with the trusted figures; fills its status and returns the warnings.
+fn compare(
+    name: Source,
+    fig: &mut SourceFigures,
+    trusted_name: Source,
+    trusted: &SourceFigures,
+    tol: f64,
+) -> (Vec<String>, bool) {
+    let mut warnings = Vec::new();
+    let mut mismatch = false;
+    let d = rel_diff(fig.cost_usd, trusted.cost_usd);
+    fig.diff_from_trusted = Some(if trusted.cost_usd == 0.0 {
+        if fig.cost_usd == 0.0 { 0.0 } else { 1.0 }
+    } else {
+        (fig.cost_usd - trusted.cost_usd) / trusted.cost_usd
+    });
+    if d > tol {
+        mismatch = true;
+        warnings.push(format!(
+            "{} cost {} differs from {} {} by {:.2} % (tolerance {:.2} %)",
+            name.label(),
+            money(fig.cost_usd),
+            trusted_name.label(),
+            money(trusted.cost_usd),
+            d * 100.0,
+            tol * 100.0
+        ));
+    }
+    let pairs = [
+        ("input tokens", fig.input_tokens, trusted.input_tokens),
+        ("output tokens", fig.output_tokens, trusted.output_tokens),
+        (
+            "cache read tokens",
+            fig.cache_read_tokens,
+            trusted.cache_read_tokens,
+        ),
+        (
+            "cache creation tokens",
+            fig.cache_creation_tokens,
+            trusted.cache_creation_tokens,
+        ),
+    ];
+    for (what, a, b) in pairs {
+        if let (Some(a), Some(b)) = (a, b)
+            && rel_diff(a as f64, b as f64) > tol
+        {
+            mismatch = true;
+            warnings.push(format!(
+                "{} {what}: {a}, {} {b}",
+                name.label(),
+                trusted_name.label()
+            ));
+        }
+    }
+    fig.status = Some(if mismatch { "mismatch" } else { "ok" }.to_string());
+    (warnings, mismatch)
+}
+
+/// Everything `build` needs.
+pub struct Inputs<'a> {
+    pub meta: &'a SessionMetadata,
+    pub collected: &'a Collected,
+    pub metrics: &'a MetricTotals,
+    pub result: Option<&'a CliResult>,
+    /// Why no result object is available, when none is.
+    pub result_missing: Option<String>,
+    pub tolerance: f64,
+}
+
+/// Builds the session's summary.
+pub fn build(inp: &Inputs<'_>) -> CostSummary {
+    let c = inp.collected;
+    let tol = inp.tolerance;
+    let mut events = events_figures(c);
+    let mut metrics = metrics_figures(inp.metrics);
+    let mut result = inp.result.map(result_figures);
+    let no_telemetry = events.is_none() && metrics.is_none();
+
+    // Which source to trust.
+    let (trusted, reason) = match (&events, &metrics, &result) {
+        (Some(e), _, Some(r)) if short_of(e, r, tol) => (
+            Some(Source::Result),
+            format!(
+                "the event stream is incomplete: its {} calls cost {}, less than the {} the CLI reported for the session (events were lost, e.g. the collector was down); the CLI's own total is complete, so it is used",
+                e.api_calls.unwrap_or(0),
+                money(e.cost_usd),
+                money(r.cost_usd)
+            ),
+        ),
+        (Some(e), Some(m), None) if short_of(e, m, tol) => (
+            Some(Source::Metrics),
+            format!(
+                "the event stream is incomplete: its {} calls cost {}, less than the {} of the cost metrics, and there is no CLI result object to settle it; the metrics' total is used (apiCalls counts only the events received)",
+                e.api_calls.unwrap_or(0),
+                money(e.cost_usd),
+                money(m.cost_usd)
+            ),
+        ),
+        (Some(_), _, _) => (
+            Some(Source::Events),
+            "the api_request events are complete (no other source reports more), and they give per-call detail".to_string(),
+        ),
+        (None, _, Some(_)) => (
+            Some(Source::Result),
+            "no telemetry events matched the session; the CLI's own result object is the only per-session total".to_string(),
+        ),
+        (None, Some(_), None) => (
+            Some(Source::Metrics),
+            "no api_request events matched the session; only the cost/token metrics did".to_string(),
+        ),
+        (None, None, None) => (None, "no source reported anything for this session".to_string()),
+    };
+
+    let mut warnings = Vec::new();
+    let mut mismatch = false;
+    if let Some(t) = trusted {
+        let trusted_fig = match t {
+            Source::Events => events.clone(),
+            Source::Metrics => metrics.clone(),
+            Source::Result => result.clone(),
+        }
+        .unwrap_or_default();
+        for (name, fig) in [
+            (Source::Events, &mut events),
+            (Source::Metrics, &mut metrics),
+            (Source::Result, &mut result),
+        ] {
+            let Some(fig) = fig else { continue };
+            if name == t {
+                fig.status = Some("trusted".to_string());
+                fig.diff_from_trusted = Some(0.0);
+                continue;
+            }
+            let (w, m) = compare(name, fig, t, &trusted_fig, tol);
+            warnings.extend(w);
+            mismatch |= m;
+        }
+    }
+    // Call counts: the CLI's turns against the events received.
+    if let (Some(e), Some(r)) = (&events, &result)
+        && let (Some(calls), Some(turns)) = (e.api_calls, r.api_calls)
+        && calls != turns
+    {
+        if calls < turns {
+            mismatch = true;
+            warnings.push(format!(
+                "only {calls} api_request events were received for the {turns} turns the CLI reported: events are missing"
+            ));
+        } else {
+            warnings.push(format!(
+                "{calls} api_request events for {turns} turns reported by the CLI (calls outside the main loop, or retries, count as events)"
+            ));
+        }
+    }
+    if events.is_none() && !no_telemetry {
+        warnings.push("no api_request events matched the session (only metrics)".to_string());
+    }
+    if metrics.is_none() && !no_telemetry {
+        warnings
+            .push("no claude_code.cost.usage/token.usage metrics matched the session".to_string());
+    }
+    if result.is_none() {
+        warnings.push(
+            inp.result_missing
+                .clone()
+                .unwrap_or_else(|| "no CLI result object available".to_string()),
+        );
+    }
+    if !inp.metrics.unknown_token_types.is_empty() {
+        let kinds: Vec<&str> = inp
+            .metrics
+            .unknown_token_types
+            .iter()
+            .map(String::as_str)
+            .collect();
+        warnings.push(format!(
+            "token metric points with unknown type were not counted: {}",
+            kinds.join(", ")
+        ));
+    }
+    if c.malformed_count > 0 {
+        warnings.push(format!(
+            "{} malformed input line(s) were skipped",
+            c.malformed_count
+        ));
+    }
+
+    let all_present = events.is_some() && metrics.is_some() && result.is_some();
+    let recon_status = if no_telemetry {
+        "no-telemetry"
+    } else if mismatch {
+        "mismatch"
+    } else if !all_present {
+        "incomplete"
+    } else {
+        "ok"
+    };
+    let status = if no_telemetry {
+        "no-telemetry"
+    } else if trusted == Some(Source::Events) && !mismatch {
+        "ok"
+    } else {
+        "partial"
+    };
+
+    // Totals from the trusted source.
+    let meta = inp.meta;
+    let mut s = CostSummary {
+        backend: meta.backend.clone().unwrap_or_default(),
+        level: meta.level.unwrap_or(0),
+        variant: meta.variant.clone().unwrap_or_default(),
+        rules: meta.rules.clone().unwrap_or_default(),
+        run_index: meta.run_index.unwrap_or(0),
+        session_id: meta
+            .session_id
+            .clone()
+            .or_else(|| inp.result.and_then(|r| r.session_id.clone()))
+            .unwrap_or_default(),
+        started_at: utc_text(
+            meta.started_at_utc
+                .as_deref()
+                .or(meta.started_at.as_deref()),
+            c.first_ns,
+        ),
+        ended_at: utc_text(
+            meta.ended_at_utc.as_deref().or(meta.ended_at.as_deref()),
+            c.last_ns,
+        ),
+        schema_version: Some(SCHEMA_VERSION),
+        status: Some(status.to_string()),
+        phase: meta.effective_phase().map(|p| p.as_str().to_string()),
+        run_id: meta.run_id.clone(),
+        malformed_lines: Some(c.malformed_count),
+        inputs: Some(c.stats.clone()),
+        ..CostSummary::default()
+    };
+    let event_models = models_from_events(c);
+    let events_duration: f64 = c.calls.iter().map(|x| x.duration_ms).sum::<f64>() / 1000.0;
+    match trusted {
+        Some(Source::Events) | None => {
+            if let Some(e) = &events {
+                fill_totals(&mut s, e);
+            }
+            s.total_duration_sec = events_duration;
+            s.models = event_models;
+        }
+        Some(Source::Result) => {
+            if let Some(r) = &result {
+                fill_totals(&mut s, r);
+            }
+            let cli = inp.result;
+            s.api_calls = cli
+                .and_then(|r| r.num_turns)
+                .unwrap_or(c.calls.len() as u64);
+            s.total_duration_sec = cli
+                .and_then(|r| r.duration_api_ms)
+                .map_or(events_duration, |ms| ms / 1000.0);
+            s.models = cli.map(|r| r.models.clone()).unwrap_or_default();
+            for (name, m) in &mut s.models {
+                if let Some(e) = event_models.get(name) {
+                    m.api_calls = e.api_calls;
+                    m.duration_sec = e.duration_sec;
+                }
+            }
+        }
+        Some(Source::Metrics) => {
+            if let Some(m) = &metrics {
+                fill_totals(&mut s, m);
+            }
+            s.api_calls = c.calls.len() as u64;
+            s.total_duration_sec = events_duration;
+            for (name, a) in &inp.metrics.per_model {
+                let e = event_models.get(name);
+                s.models.insert(
+                    name.clone(),
+                    ModelUsage {
+                        api_calls: e.map_or(0, |e| e.api_calls),
+                        input_tokens: a.input_tokens.round() as u64,
+                        output_tokens: a.output_tokens.round() as u64,
+                        cache_read_tokens: a.cache_read_tokens.round() as u64,
+                        cache_creation_tokens: a.cache_creation_tokens.round() as u64,
+                        cost_usd: a.cost_usd,
+                        duration_sec: e.map_or(0.0, |e| e.duration_sec),
+                    },
+                );
+            }
+        }
+    }
+    s.total_tokens = s.total_input_tokens + s.total_output_tokens;
+    if c.stats.log_records > 0 {
+        s.tools = Some(c.tools.clone());
+    }
+    s.api_errors = c.api_errors.clone();
+    s.reconciliation = Some(Reconciliation {
+        status: recon_status.to_string(),
+        tolerance: tol,
+        trusted_source: trusted.map_or("none", Source::as_str).to_string(),
+        reason,
+        events,
+        metrics,
+        result,
+        warnings,
+    });
+    s
+}
+
+fn fill_totals(s: &mut CostSummary, f: &SourceFigures) {
+    s.total_cost_usd = f.cost_usd;
+    s.api_calls = f.api_calls.unwrap_or(0);
+    s.total_input_tokens = f.input_tokens.unwrap_or(0);
+    s.total_output_tokens = f.output_tokens.unwrap_or(0);
+    s.cache_read_tokens = f.cache_read_tokens.unwrap_or(0);
+    s.cache_creation_tokens = f.cache_creation_tokens.unwrap_or(0);
+}
+
+fn models_from_events(c: &Collected) -> BTreeMap<String, ModelUsage> {
+    let mut out: BTreeMap<String, ModelUsage> = BTreeMap::new();
+    for call in &c.calls {
+        let m = out.entry(call.model.clone()).or_default();
+        m.api_calls += 1;
+        m.input_tokens += call.input_tokens;
+        m.output_tokens += call.output_tokens;
+        m.cache_read_tokens += call.cache_read_tokens;
+        m.cache_creation_tokens += call.cache_creation_tokens;
+        m.cost_usd += call.cost_usd;
+        m.duration_sec += call.duration_ms / 1000.0;
+    }
+    out
+}
+
+/// A metadata time as UTC RFC 3339 (as the original harness wrote it), else the time of
+/// the session's first/last record.
+fn utc_text(meta: Option<&str>, fallback_ns: Option<u64>) -> String {
+    let ns = meta.and_then(parse_time_ns).or(fallback_ns);
+    match ns.and_then(|ns| {
+        chrono::DateTime::from_timestamp(
+            i64::try_from(ns / 1_000_000_000).ok()?,
+            (ns % 1_000_000_000) as u32,
+        )
+    }) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        None => meta.unwrap_or_default().to_string(),
+    }
+}
