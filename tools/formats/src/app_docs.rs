@@ -21,8 +21,9 @@
 //!   [`EntryKind::Other`]. `Level <n>` / `L<n>` anywhere in the heading sets the entry's level;
 //!   the text in the last parentheses is its time.
 //! - Field lines `**Name:** value`; a value runs on over the following lines until the next
-//!   field line or heading. `**Category:**` may list several categories separated by `|`, `,`
-//!   or `/`. `**Level:** <n>` in the body also sets the level.
+//!   field line or heading. `**Category:**` may list several categories separated by `|` or
+//!   `,` (a `/` belongs to a category's name, as in `Compilation/Build`). `**Level:** <n>` in
+//!   the body also sets the level.
 //!
 //! # `GRADING_RESULTS.md` (written by the grader after testing)
 //! - A Markdown table whose rows score features: a row with a cell `<score>/<max>` (or a score
@@ -188,7 +189,7 @@ pub fn parse_iteration_log(text: &str) -> IterationLog {
         };
         let categories = field("category")
             .map(|c| {
-                c.split(['|', ',', '/'])
+                c.split(['|', ','])
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect()
@@ -603,7 +604,7 @@ mod tests {
         assert_eq!(log.entries[0].kind, EntryKind::Fix);
         assert_eq!(log.entries[0].number, Some(1));
         assert_eq!(log.entries[0].time.as_deref(), Some("15:38"));
-        assert_eq!(log.entries[0].categories, vec!["Compilation", "Build"]);
+        assert_eq!(log.entries[0].categories, vec!["Compilation/Build"]);
         assert_eq!(log.entries[0].fields["What broke"], "it\nspans lines");
         assert_eq!(log.entries[1].time.as_deref(), Some("current"));
         assert_eq!(

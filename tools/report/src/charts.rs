@@ -1,0 +1,376 @@
+//! Inline SVG charts for `report.html`, drawn with `plotters`' SVG backend (no fonts or
+//! network needed: text is left to the browser).
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Colour of a backend (stable across charts).
+pub fn color_of(backend: &str, index: usize) -> RGBColor {
+    match backend {
+        "spacetime" => RGBColor(124, 77, 255),
+        "postgres" => RGBColor(51, 103, 145),
+        "mongodb" => RGBColor(71, 162, 72),
+        _ => {
+            const PALETTE: [RGBColor; 5] = [
+                RGBColor(230, 126, 34),
+                RGBColor(192, 57, 43),
+                RGBColor(22, 160, 133),
+                RGBColor(142, 68, 173),
+                RGBColor(127, 140, 141),
+            ];
+            PALETTE[index % PALETTE.len()]
+        }
+    }
+}
+
+/// CSS hex of a colour.
+pub fn hex(c: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+const W: u32 = 720;
+const H: u32 = 360;
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+fn draw(f: impl FnOnce(&Area) -> Result<(), String>) -> String {
+    let mut svg = String::new();
+    let result = {
+        let backend = SVGBackend::with_string(&mut svg, (W, H));
+        let area = backend.into_drawing_area();
+        area.fill(&WHITE)
+            .map_err(|e| e.to_string())
+            .and_then(|_| f(&area))
+            .and_then(|_| area.present().map_err(|e| e.to_string()))
+    };
+    match result {
+        Ok(()) => svg,
+        Err(e) => format!(
+            "<p class=\"warn\">chart could not be drawn: {}</p>",
+            escape(&e)
+        ),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Short axis labels: 1.5k, 2M, 0.25.
+fn short(y: f64) -> String {
+    let a = y.abs();
+    if a >= 1e6 {
+        format!("{}M", trim(y / 1e6))
+    } else if a >= 1e3 {
+        format!("{}k", trim(y / 1e3))
+    } else {
+        trim(y)
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn nice_max(x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    x * 1.12
+}
+
+/// Lines: one series per backend, x = level.
+pub fn line_by_level(title: &str, y_label: &str, series: &[(String, Vec<(u32, f64)>)]) -> String {
+    draw(|area| {
+        let max_level = series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(l, _)| *l))
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        let max_y = series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+            .fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1u32..max_level, 0.0..nice_max(max_y))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("level")
+            .y_desc(y_label)
+            .y_label_formatter(&|y| short(*y))
+            .x_labels(max_level as usize)
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = color_of(name, i);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(3),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                });
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(200, 200, 200))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// One bar group per category, one bar per series inside the group.
+/// `groups[i]` names category i; `series[j] = (name, values per category)`.
+pub fn grouped_bars(
+    title: &str,
+    y_label: &str,
+    groups: &[String],
+    series: &[(String, Vec<f64>)],
+    log_scale: bool,
+) -> String {
+    draw(|area| {
+        let n_groups = groups.len().max(1);
+        let n_series = series.len().max(1);
+        let max_y = series
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .fold(0.0, f64::max);
+        let x_range = 0.0..n_groups as f64;
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(70);
+        let bar = |g: usize, s: usize| {
+            let width = 0.8 / n_series as f64;
+            let x0 = g as f64 + 0.1 + s as f64 * width;
+            (x0, x0 + width * 0.92)
+        };
+        let label_of = |x: &f64| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 1e-6 {
+                groups.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        if log_scale {
+            let min_y = series
+                .iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .filter(|v| *v > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let lo = if min_y.is_finite() {
+                10f64.powf(min_y.log10().floor())
+            } else {
+                1.0
+            };
+            let mut chart = builder
+                .build_cartesian_2d(
+                    x_range.clone(),
+                    (lo..10f64.powf(max_y.max(lo * 10.0).log10().ceil())).log_scale(),
+                )
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_label_formatter(&label_of)
+                .x_labels(2 * n_groups + 1)
+                .y_desc(y_label)
+                .y_label_formatter(&|y| short(*y))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (s, (name, values)) in series.iter().enumerate() {
+                let color = color_of(name, s);
+                chart
+                    .draw_series(values.iter().enumerate().filter(|(_, v)| **v > 0.0).map(
+                        |(g, v)| {
+                            let (a, b) = bar(g, s);
+                            Rectangle::new([(a, lo), (b, *v)], color.filled())
+                        },
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.9))
+                .border_style(RGBColor(200, 200, 200))
+                .draw()
+                .map_err(|e| e.to_string())?;
+        } else {
+            let mut chart = builder
+                .build_cartesian_2d(x_range.clone(), 0.0..nice_max(max_y))
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_label_formatter(&label_of)
+                .x_labels(2 * n_groups + 1)
+                .y_desc(y_label)
+                .y_label_formatter(&|y| short(*y))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (s, (name, values)) in series.iter().enumerate() {
+                let color = color_of(name, s);
+                chart
+                    .draw_series(values.iter().enumerate().map(|(g, v)| {
+                        let (a, b) = bar(g, s);
+                        Rectangle::new([(a, 0.0), (b, *v)], color.filled())
+                    }))
+                    .map_err(|e| e.to_string())?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(RGBColor(200, 200, 200))
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// One stacked bar per category: `parts = [(part name, colour, value per category)]`.
+pub fn stacked_bars(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    parts: &[(String, RGBColor, Vec<f64>)],
+) -> String {
+    draw(|area| {
+        let n = categories.len().max(1);
+        let totals: Vec<f64> = (0..n)
+            .map(|c| {
+                parts
+                    .iter()
+                    .map(|(_, _, v)| v.get(c).copied().unwrap_or(0.0))
+                    .sum()
+            })
+            .collect();
+        let max_y = totals.iter().copied().fold(0.0, f64::max);
+        let label_of = |x: &f64| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 1e-6 {
+                categories.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n as f64, 0.0..nice_max(max_y))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&label_of)
+            .x_labels(2 * n + 1)
+            .y_desc(y_label)
+            .y_label_formatter(&|y| short(*y))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let mut base = vec![0.0; n];
+        for (name, color, values) in parts {
+            let color = *color;
+            let rects: Vec<Rectangle<(f64, f64)>> = (0..n)
+                .map(|c| {
+                    let v = values.get(c).copied().unwrap_or(0.0);
+                    let r = Rectangle::new(
+                        [(c as f64 + 0.25, base[c]), (c as f64 + 0.75, base[c] + v)],
+                        color.filled(),
+                    );
+                    base[c] += v;
+                    r
+                })
+                .collect();
+            chart
+                .draw_series(rects)
+                .map_err(|e| e.to_string())?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(200, 200, 200))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_svg_documents_with_their_labels() {
+        let svg = line_by_level(
+            "Cumulative cost",
+            "USD",
+            &[("spacetime".into(), vec![(1, 1.0), (2, 2.5)])],
+        );
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("Cumulative cost"));
+        assert!(svg.contains("spacetime"));
+        let bars = grouped_bars(
+            "Tokens",
+            "tokens",
+            &["output".into(), "cache read".into()],
+            &[("postgres".into(), vec![100.0, 1.0e6])],
+            true,
+        );
+        assert!(bars.contains("<rect"));
+        assert!(bars.contains("cache read"));
+        let stacked = stacked_bars(
+            "Split",
+            "USD",
+            &["spacetime".into()],
+            &[("fixes".into(), RGBColor(200, 0, 0), vec![0.8])],
+        );
+        assert!(stacked.contains("fixes"));
+    }
+}

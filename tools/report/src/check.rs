@@ -1,0 +1,471 @@
+//! `--check <published.json>`: recompute every figure a published metrics file states.
+//!
+//! Two shapes are read: the original harness's `METRICS_REPORT.json` (`cost.<b>.total_usd`,
+//! `timing_seconds`, `bugs.by_level[]`, …) and `METRICS_DATA.json` (`cost.<b>.total`,
+//! `time_seconds`, `quality`, `bugs_by_level[]`, … — this tool's own output included).
+//! Backends are named `spacetime`/`postgres`/`mongodb` or `stdb`/`pg`/`mongo`.
+//!
+//! Every numeric (and identifying text) leaf of the file becomes a row: it agrees, disagrees,
+//! or is not checkable from the run's data (lines of code without the app source, bug
+//! categories, guideline sizes, comparisons with other runs, …), with the reason. A number
+//! agrees when the recomputed value rounds to it: the difference is at most half a unit of
+//! the published value's last decimal (`12.62` allows ±0.005, `56` allows ±0.5).
+
+use serde_json::Value;
+
+use crate::data::RunMetrics;
+use crate::metrics::BackendMetrics;
+
+/// How a published figure compares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Agrees,
+    Disagrees,
+    NotCheckable(String),
+}
+
+/// One published figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    /// Dotted path, arrays of levels as `bugs.by_level[level=3].pg`.
+    pub figure: String,
+    pub published: String,
+    pub recomputed: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    pub shape: &'static str,
+    pub rows: Vec<CheckRow>,
+}
+
+impl CheckReport {
+    pub fn disagreements(&self) -> Vec<&CheckRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.outcome == Outcome::Disagrees)
+            .collect()
+    }
+
+    pub fn count(&self, pred: impl Fn(&Outcome) -> bool) -> usize {
+        self.rows.iter().filter(|r| pred(&r.outcome)).count()
+    }
+
+    /// A fixed-width table of rows.
+    pub fn table<'a>(rows: impl IntoIterator<Item = &'a CheckRow>) -> String {
+        let rows: Vec<&CheckRow> = rows.into_iter().collect();
+        let w = rows
+            .iter()
+            .map(|r| r.figure.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let mut out = format!(
+            "{:<w$}  {:>14}  {:>14}  {}\n",
+            "figure", "published", "recomputed", "result"
+        );
+        for r in rows {
+            let result = match &r.outcome {
+                Outcome::Agrees => "ok".to_string(),
+                Outcome::Disagrees => "DISAGREES".to_string(),
+                Outcome::NotCheckable(why) => format!("not checkable: {why}"),
+            };
+            out.push_str(&format!(
+                "{:<w$}  {:>14}  {:>14}  {}\n",
+                r.figure,
+                r.published,
+                r.recomputed.as_deref().unwrap_or("-"),
+                result
+            ));
+        }
+        out
+    }
+
+    /// One line of counts.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} figures in the {} file: {} agree, {} disagree, {} not checkable",
+            self.rows.len(),
+            self.shape,
+            self.count(|o| *o == Outcome::Agrees),
+            self.count(|o| *o == Outcome::Disagrees),
+            self.count(|o| matches!(o, Outcome::NotCheckable(_))),
+        )
+    }
+}
+
+enum Recomputed {
+    Num(f64),
+    Text(String),
+    NotCheckable(String),
+    /// Not a figure (an identifier, a note, this tool's bookkeeping).
+    Skip,
+}
+
+/// Compares a published file with a run's recomputed figures.
+pub fn check(published: &Value, run: &RunMetrics) -> CheckReport {
+    let shape = if published.get("schema").and_then(Value::as_str) == Some(crate::data::SCHEMA) {
+        "bench-report METRICS_DATA.json"
+    } else if published.get("timing_seconds").is_some()
+        || published.pointer("/bugs/by_level").is_some()
+    {
+        "METRICS_REPORT.json"
+    } else {
+        "METRICS_DATA.json"
+    };
+    let mut leaves = Vec::new();
+    flatten(published, &mut Vec::new(), &mut leaves);
+    let mut rows = Vec::new();
+    for (path, value) in leaves {
+        let recomputed = recompute(&path, run);
+        let figure = path.join(".");
+        let published_text = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let row = match (recomputed, &value) {
+            (Recomputed::Skip, _) => continue,
+            (_, Value::Null | Value::Bool(_)) => continue,
+            (Recomputed::NotCheckable(why), _) => CheckRow {
+                figure,
+                published: published_text,
+                recomputed: None,
+                outcome: Outcome::NotCheckable(why),
+            },
+            (Recomputed::Num(x), Value::Number(n)) => {
+                let p = n.as_f64().unwrap_or(f64::NAN);
+                CheckRow {
+                    figure,
+                    published: published_text,
+                    recomputed: Some(format_recomputed(x, p)),
+                    outcome: if agrees(p, x) {
+                        Outcome::Agrees
+                    } else {
+                        Outcome::Disagrees
+                    },
+                }
+            }
+            (Recomputed::Text(t), Value::String(s)) => CheckRow {
+                figure,
+                published: published_text,
+                outcome: if t == *s {
+                    Outcome::Agrees
+                } else {
+                    Outcome::Disagrees
+                },
+                recomputed: Some(t),
+            },
+            (Recomputed::Num(x), _) => CheckRow {
+                figure,
+                published: published_text,
+                recomputed: Some(format!("{x}")),
+                outcome: Outcome::Disagrees,
+            },
+            (Recomputed::Text(t), _) => CheckRow {
+                figure,
+                published: published_text,
+                recomputed: Some(t),
+                outcome: Outcome::Disagrees,
+            },
+        };
+        rows.push(row);
+    }
+    CheckReport { shape, rows }
+}
+
+/// Leaves of the JSON value with their paths; array items of level tables are addressed by
+/// their `level` (`by_level[level=3]`).
+fn flatten(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                path.push(k.clone());
+                flatten(v, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let key = match item.get("level").and_then(Value::as_u64) {
+                    Some(level) => format!("[level={level}]"),
+                    None => format!("[{i}]"),
+                };
+                if let Some(last) = path.last_mut() {
+                    last.push_str(&key);
+                } else {
+                    path.push(key.clone());
+                }
+                flatten(item, path, out);
+                if let Some(last) = path.last_mut() {
+                    let cut = last.len() - key.len();
+                    last.truncate(cut);
+                    if last.is_empty() {
+                        path.pop();
+                    }
+                }
+            }
+        }
+        leaf => out.push((path.clone(), leaf.clone())),
+    }
+}
+
+/// Half a unit of the last decimal the published number shows (its shortest form).
+fn agrees(published: f64, recomputed: f64) -> bool {
+    let text = format!("{published}");
+    let decimals = text.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let tolerance = 0.5 * 10f64.powi(-decimals) + 1e-9 * published.abs().max(1.0);
+    (published - recomputed).abs() <= tolerance
+}
+
+fn format_recomputed(x: f64, published: f64) -> String {
+    let text = format!("{published}");
+    let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.*}", decimals + 2)
+    }
+}
+
+fn backend<'a>(run: &'a RunMetrics, key: &str) -> Option<&'a BackendMetrics> {
+    let name = match key {
+        "stdb" | "spacetimedb" => "spacetime",
+        "pg" | "postgresql" => "postgres",
+        "mongo" => "mongodb",
+        other => other,
+    };
+    run.backends.get(name)
+}
+
+/// The level number of a `name[level=N]` segment.
+fn level_of(segment: &str) -> Option<(String, u32)> {
+    let (name, rest) = segment.split_once("[level=")?;
+    let n = rest.strip_suffix(']')?.parse().ok()?;
+    Some((name.to_string(), n))
+}
+
+const NO_SOURCE: &str = "the app source is not in the run";
+const BUG_REPORTS: &str =
+    "not every fix session's bug report is in the run (the original layout keeps only the last)";
+
+fn recompute(path: &[String], run: &RunMetrics) -> Recomputed {
+    use Recomputed::*;
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let b = |key: &str| backend(run, key);
+    let two =
+        |a: &str, c: &str| -> Option<(&BackendMetrics, &BackendMetrics)> { Some((b(a)?, b(c)?)) };
+    let bugs_known = |m: &BackendMetrics, f: &dyn Fn(u32) -> f64| match m.quality.total_bugs {
+        Some(n) => Num(f(n)),
+        None => NotCheckable(BUG_REPORTS.into()),
+    };
+    match p.as_slice() {
+        // This tool's own bookkeeping, not published figures.
+        [
+            "schema" | "schema_version" | "generator" | "generated_at" | "baseline" | "warnings",
+            ..,
+        ] => Skip,
+        [first, ..]
+            if first.starts_with("runs")
+                || first.starts_with("statistics")
+                || first.starts_with("ratios") =>
+        {
+            Skip
+        }
+        ["meta", "run_id"] => Text(run.name.clone()),
+        ["meta", "levels_completed"] => Num(run
+            .backends
+            .values()
+            .map(|m| m.levels_completed)
+            .max()
+            .unwrap_or(0) as f64),
+        ["meta", "model"] if !run.models.is_empty() => Text(run.models.join(", ")),
+        ["meta", "variant"] if !run.variants.is_empty() => Text(run.variants.join(", ")),
+        ["meta", ..] => NotCheckable("not recorded in the sessions' data".into()),
+        ["guidelines", ..] => NotCheckable("the guideline files are not part of the run".into()),
+        ["vs_previous_run", ..] => NotCheckable("compares with another run".into()),
+        ["cost", "combined_usd"] => Num(run.backends.values().map(|m| m.cost.total).sum()),
+        ["cost", "pg_premium_usd"] => match two("postgres", "spacetime") {
+            Some((pg, st)) => Num(pg.cost.total - st.cost.total),
+            None => NotCheckable("needs both postgres and spacetime".into()),
+        },
+        ["cost", "pg_premium_pct"] => match two("postgres", "spacetime") {
+            Some((pg, st)) if st.cost.total > 0.0 => {
+                Num((pg.cost.total - st.cost.total) / st.cost.total * 100.0)
+            }
+            _ => NotCheckable("needs both postgres and spacetime".into()),
+        },
+        ["cost", key, field] => match b(key) {
+            None => NotCheckable(format!("no backend `{key}` in the run")),
+            Some(m) => match *field {
+                "upgrades_usd" | "upgrades" => Num(m.cost.upgrades),
+                "fixes_usd" | "fixes" => Num(m.cost.fixes),
+                "total_usd" | "total" => Num(m.cost.total),
+                "per_feature_usd" | "per_feature" => Num(m.cost.per_feature),
+                "per_feature_upgrades_usd" => Num(m.cost.per_feature_upgrades),
+                "per_feature_fixes_usd" => Num(m.cost.per_feature_fixes),
+                _ => NotCheckable("unknown figure".into()),
+            },
+        },
+        ["tokens", key, field] => match b(key) {
+            None => NotCheckable(format!("no backend `{key}` in the run")),
+            Some(m) => match *field {
+                "fresh_input" => Num(m.tokens.fresh_input as f64),
+                "fresh_output" => Num(m.tokens.fresh_output as f64),
+                "cache_read" => Num(m.tokens.cache_read as f64),
+                "cache_creation" => Num(m.tokens.cache_creation as f64),
+                "total_api_calls" | "api_calls" => Num(m.tokens.api_calls as f64),
+                "output_per_feature" => Num(m.tokens.output_per_feature),
+                "calls_per_feature" => Num(m.tokens.calls_per_feature),
+                _ => NotCheckable("unknown figure".into()),
+            },
+        },
+        ["timing_seconds" | "time_seconds", key, field] => match b(key) {
+            None => NotCheckable(format!("no backend `{key}` in the run")),
+            Some(m) => match *field {
+                "total_duration" | "total" => Num(m.time.total),
+                "upgrade_total" => Num(m.time.upgrade_total),
+                "fix_total" => Num(m.time.fix_total),
+                "upgrade_avg" => Num(m.time.upgrade_avg_incl_generate),
+                "fix_avg" | "avg_fix_session" => Num(m.time.avg_fix_session),
+                "total_minutes" => Num(m.time.total_minutes),
+                "l1_generation" => Num(m.time.generation),
+                "avg_upgrade" => Num(m.time.avg_upgrade),
+                "wall_clock" => match m.time.wall_clock_total {
+                    Some(w) => Num(w),
+                    None => NotCheckable("a session lacks its start or end time".into()),
+                },
+                _ => NotCheckable("unknown figure".into()),
+            },
+        },
+        ["efficiency", key, field] => match b(key) {
+            None => NotCheckable(format!("no backend `{key}` in the run")),
+            Some(m) => match *field {
+                "fix_cost_pct_of_total" => Num(m.cost.fix_share_pct),
+                "avg_fix_cost_per_bug_usd" => {
+                    bugs_known(m, &|n| if n > 0 { m.cost.fixes / n as f64 } else { 0.0 })
+                }
+                "fix_sessions_per_bug" => bugs_known(m, &|n| {
+                    if n > 0 {
+                        m.quality.fix_sessions as f64 / n as f64
+                    } else {
+                        0.0
+                    }
+                }),
+                _ => NotCheckable("needs a grader's judgement of which bugs recurred".into()),
+            },
+        },
+        ["bugs", "summary", key, field, ..] | ["quality", key, field, ..] => match b(key) {
+            None => NotCheckable(format!("no backend `{key}` in the run")),
+            Some(m) => match *field {
+                "fix_sessions" => Num(m.quality.fix_sessions as f64),
+                "total_levels" => Num(m.quality.total_levels as f64),
+                "zero_fix_levels" => Num(m.quality.zero_fix_levels as f64),
+                "total_bugs" => bugs_known(m, &|n| n as f64),
+                "bugs_per_feature" => bugs_known(m, &|n| {
+                    if m.features > 0 {
+                        n as f64 / m.features as f64
+                    } else {
+                        0.0
+                    }
+                }),
+                "zero_bug_levels" => match m.quality.zero_bug_levels {
+                    Some(z) => Num(z as f64),
+                    None => NotCheckable(BUG_REPORTS.into()),
+                },
+                "zero_bug_rate_pct" => match m.quality.zero_bug_levels {
+                    Some(z) if m.quality.total_levels > 0 => {
+                        Num(z as f64 / m.quality.total_levels as f64 * 100.0)
+                    }
+                    _ => NotCheckable(BUG_REPORTS.into()),
+                },
+                _ => {
+                    NotCheckable("bug categories and repeat attempts are a grader's reading".into())
+                }
+            },
+        },
+        [section, field] if level_of(section).is_some() => {
+            let Some((name, level)) = level_of(section) else {
+                return Skip;
+            };
+            if !(name == "by_level" || name == "bugs_by_level") || *field == "feature" {
+                return Skip;
+            }
+            level_bugs(run, field, level)
+        }
+        ["bugs", section, field] if level_of(section).is_some() => {
+            let Some((_, level)) = level_of(section) else {
+                return Skip;
+            };
+            if *field == "feature" {
+                return Skip;
+            }
+            level_bugs(run, field, level)
+        }
+        ["lines_of_code" | "loc", "methodology_note"] => Skip,
+        ["lines_of_code" | "loc", key, field] => match b(key) {
+            None => NotCheckable(format!("no backend `{key}` in the run")),
+            Some(m) => match &m.loc {
+                None => NotCheckable(NO_SOURCE.into()),
+                Some(l) => match *field {
+                    "backend_handwritten" => Num(l.backend_handwritten as f64),
+                    "frontend_handwritten" => Num(l.frontend_handwritten as f64),
+                    "generated_bindings" => Num(l.generated_bindings as f64),
+                    "total_handwritten" => Num(l.total_handwritten as f64),
+                    "loc_per_feature" if m.features > 0 => {
+                        Num(l.total_handwritten as f64 / m.features as f64)
+                    }
+                    _ => NotCheckable("unknown figure".into()),
+                },
+            },
+        },
+        _ => NotCheckable("unknown figure".into()),
+    }
+}
+
+fn level_bugs(run: &RunMetrics, key: &str, level: u32) -> Recomputed {
+    if key == "level" {
+        return Recomputed::Skip;
+    }
+    let Some(m) = backend(run, key) else {
+        return Recomputed::NotCheckable(format!("no backend `{key}` in the run"));
+    };
+    match m.by_level.iter().find(|l| l.level == level) {
+        Some(l) => match l.bugs {
+            Some(n) => Recomputed::Num(n as f64),
+            None => Recomputed::NotCheckable(format!(
+                "{} fix session(s) at this level, not every bug report is in the run",
+                l.fix_sessions
+            )),
+        },
+        None => Recomputed::NotCheckable(format!("the run has no level {level}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_tolerance_follows_the_published_decimals() {
+        assert!(agrees(12.62, 12.6195));
+        assert!(!agrees(12.62, 12.6149));
+        assert!(agrees(56.0, 55.9));
+        assert!(!agrees(56.0, 56.6));
+        assert!(agrees(390.0, 390.0));
+        assert!(!agrees(390.0, 391.0));
+    }
+
+    #[test]
+    fn level_arrays_are_addressed_by_level() {
+        let v: Value = serde_json::json!({"bugs": {"by_level": [{"level": 3, "pg": 1}]}});
+        let mut out = Vec::new();
+        flatten(&v, &mut Vec::new(), &mut out);
+        let paths: Vec<String> = out.iter().map(|(p, _)| p.join(".")).collect();
+        assert_eq!(
+            paths,
+            vec!["bugs.by_level[level=3].level", "bugs.by_level[level=3].pg"]
+        );
+    }
+}

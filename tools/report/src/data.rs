@@ -1,0 +1,358 @@
+//! `METRICS_DATA.json`: what `bench-report` computed, in a versioned schema.
+//!
+//! # Schema `bench-report/metrics-data`, version 1
+//! Top level (an object):
+//! - `schema` (`"bench-report/metrics-data"`), `schema_version` (`1`): readers refuse a
+//!   different schema or a newer version.
+//! - `generator` (`bench-report <version>`), `generated_at` (RFC 3339 UTC).
+//! - `runs[]`: one per run directory, `{name, path, variants[], backends{<b>: BackendMetrics},
+//!   warnings[]}` — every per-run figure (see `metrics::BackendMetrics`: `sessions`,
+//!   `levels_completed`, `features`, `cost`, `tokens`, `time`, `quality`, `by_level[]`,
+//!   `feature_score`, `loc`, `session_list[]`). Money in USD, time in seconds.
+//! - The sections of the original harness's `METRICS_DATA.json`, per backend `<b>`, so that
+//!   published files and this one are read (and `--check`ed) alike. With one run they hold that
+//!   run's figures; with several, the mean over runs:
+//!   - `cost.<b>.{upgrades, fixes, total, per_feature}`
+//!   - `tokens.<b>.{fresh_input, fresh_output, cache_read, cache_creation, api_calls}`
+//!   - `time_seconds.<b>.{l1_generation, avg_upgrade, avg_fix_session, total, wall_clock}`
+//!     (`avg_upgrade` excludes the generate session; `total` is API time, see `metrics`)
+//!   - `quality.<b>.{total_bugs, fix_sessions, zero_bug_levels, zero_fix_levels, total_levels}`
+//!     (`total_bugs`/`zero_bug_levels` are `null` when a fix session's bug report is unknown)
+//!   - `loc.<b>.{backend_handwritten, frontend_handwritten, generated_bindings,
+//!     total_handwritten}` (`null` when the app source is not in the run)
+//!   - `bugs_by_level[] = {level, feature, <b>: bugs or null, ...}` (`feature` is `null`
+//!     when the level's name is not known)
+//! - `statistics.<b>.<figure>`: `{n, mean, median, min, max, sd, ci95: [lo, hi] | null,
+//!   note}` over runs, for the figures in [`FIGURES`].
+//! - `ratios[]`: `{figure, numerator, denominator, ratio, ci95, note}`: mean of the
+//!   numerator backend over mean of the baseline, bootstrap interval (see `stats`).
+//! - `warnings[]`: what was read with doubt (missing metadata, level labels that disagree,
+//!   …), each prefixed with its run's name.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::metrics::BackendMetrics;
+use crate::stats::{Ratio, Summary, ratio_of_means, summarize};
+
+pub const SCHEMA: &str = "bench-report/metrics-data";
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub name: String,
+    pub path: String,
+    /// The variants its sessions state (`sequential-upgrade`, …).
+    pub variants: Vec<String>,
+    /// Models the sessions' metadata name.
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub backends: BTreeMap<String, BackendMetrics>,
+    pub warnings: Vec<String>,
+}
+
+/// A ratio between backends for one figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatioRow {
+    pub figure: String,
+    pub numerator: String,
+    pub denominator: String,
+    #[serde(flatten)]
+    pub ratio: Ratio,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsData {
+    pub schema: String,
+    pub schema_version: u32,
+    pub generator: String,
+    pub generated_at: String,
+    pub runs: Vec<RunMetrics>,
+    pub cost: Map<String, Value>,
+    pub tokens: Map<String, Value>,
+    pub time_seconds: Map<String, Value>,
+    pub quality: Map<String, Value>,
+    pub loc: Map<String, Value>,
+    pub bugs_by_level: Vec<Value>,
+    pub statistics: BTreeMap<String, BTreeMap<String, Summary>>,
+    pub baseline: Option<String>,
+    pub ratios: Vec<RatioRow>,
+    pub warnings: Vec<String>,
+}
+
+type Getter = fn(&BackendMetrics) -> Option<f64>;
+
+/// The figures summarised across runs (name, how to read it from one run).
+pub const FIGURES: &[(&str, Getter)] = &[
+    ("cost.total", |m| Some(m.cost.total)),
+    ("cost.upgrades", |m| Some(m.cost.upgrades)),
+    ("cost.fixes", |m| Some(m.cost.fixes)),
+    ("cost.per_feature", |m| Some(m.cost.per_feature)),
+    ("tokens.api_calls", |m| Some(m.tokens.api_calls as f64)),
+    ("tokens.fresh_input", |m| Some(m.tokens.fresh_input as f64)),
+    ("tokens.fresh_output", |m| {
+        Some(m.tokens.fresh_output as f64)
+    }),
+    ("tokens.cache_read", |m| Some(m.tokens.cache_read as f64)),
+    ("tokens.cache_creation", |m| {
+        Some(m.tokens.cache_creation as f64)
+    }),
+    ("tokens.tokens_per_feature", |m| {
+        Some(m.tokens.tokens_per_feature)
+    }),
+    ("time.agent_minutes", |m| Some(m.time.total_minutes)),
+    ("time.wall_clock_minutes", |m| {
+        m.time.wall_clock_total.map(|s| s / 60.0)
+    }),
+    ("quality.fix_sessions", |m| {
+        Some(m.quality.fix_sessions as f64)
+    }),
+    ("quality.total_bugs", |m| {
+        m.quality.total_bugs.map(f64::from)
+    }),
+    ("levels_completed", |m| Some(m.levels_completed as f64)),
+    ("feature_score", |m| m.feature_score.map(|s| s.score)),
+    ("loc.total_handwritten", |m| {
+        m.loc.as_ref().map(|l| l.total_handwritten as f64)
+    }),
+    ("loc.backend_handwritten", |m| {
+        m.loc.as_ref().map(|l| l.backend_handwritten as f64)
+    }),
+    ("loc.frontend_handwritten", |m| {
+        m.loc.as_ref().map(|l| l.frontend_handwritten as f64)
+    }),
+];
+
+/// A JSON number: an integer when whole, else the float.
+pub fn num(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
+}
+
+/// The values of `figure` for `backend` over the runs that have it.
+pub fn values(runs: &[RunMetrics], backend: &str, get: Getter) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| r.backends.get(backend))
+        .filter_map(get)
+        .collect()
+}
+
+/// Every backend named in any run, in order.
+pub fn backend_names(runs: &[RunMetrics]) -> Vec<String> {
+    let mut names: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.backends.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The baseline for ratios: the one asked for, else `spacetime` when present, else the first.
+pub fn pick_baseline(backends: &[String], asked: Option<&str>) -> Option<String> {
+    if let Some(a) = asked {
+        return backends.iter().find(|b| b.as_str() == a).cloned();
+    }
+    backends
+        .iter()
+        .find(|b| b.as_str() == "spacetime")
+        .or_else(|| backends.first())
+        .cloned()
+}
+
+/// Builds the file from the runs' figures.
+pub fn build(
+    runs: Vec<RunMetrics>,
+    baseline: Option<&str>,
+    seed: u64,
+    level_names: &BTreeMap<u32, String>,
+    generated_at: String,
+) -> MetricsData {
+    let backends = backend_names(&runs);
+    let baseline = pick_baseline(&backends, baseline);
+    let mean_of = |b: &str, get: Getter| -> Value {
+        let v = values(&runs, b, get);
+        if v.is_empty() {
+            Value::Null
+        } else {
+            num(v.iter().sum::<f64>() / v.len() as f64)
+        }
+    };
+    let mut cost = Map::new();
+    let mut tokens = Map::new();
+    let mut time_seconds = Map::new();
+    let mut quality = Map::new();
+    let mut loc = Map::new();
+    let mut statistics = BTreeMap::new();
+    for b in &backends {
+        cost.insert(
+            b.clone(),
+            json!({
+                "upgrades": mean_of(b, |m| Some(m.cost.upgrades)),
+                "fixes": mean_of(b, |m| Some(m.cost.fixes)),
+                "total": mean_of(b, |m| Some(m.cost.total)),
+                "per_feature": mean_of(b, |m| Some(m.cost.per_feature)),
+            }),
+        );
+        tokens.insert(
+            b.clone(),
+            json!({
+                "fresh_input": mean_of(b, |m| Some(m.tokens.fresh_input as f64)),
+                "fresh_output": mean_of(b, |m| Some(m.tokens.fresh_output as f64)),
+                "cache_read": mean_of(b, |m| Some(m.tokens.cache_read as f64)),
+                "cache_creation": mean_of(b, |m| Some(m.tokens.cache_creation as f64)),
+                "api_calls": mean_of(b, |m| Some(m.tokens.api_calls as f64)),
+            }),
+        );
+        time_seconds.insert(
+            b.clone(),
+            json!({
+                "l1_generation": mean_of(b, |m| Some(m.time.generation)),
+                "avg_upgrade": mean_of(b, |m| Some(m.time.avg_upgrade)),
+                "avg_fix_session": mean_of(b, |m| Some(m.time.avg_fix_session)),
+                "total": mean_of(b, |m| Some(m.time.total)),
+                "wall_clock": mean_of(b, |m| m.time.wall_clock_total),
+            }),
+        );
+        let all_have = |get: Getter| {
+            runs.iter()
+                .filter_map(|r| r.backends.get(b))
+                .all(|m| get(m).is_some())
+        };
+        let bugs_getter: Getter = |m| m.quality.total_bugs.map(f64::from);
+        let zero_getter: Getter = |m| m.quality.zero_bug_levels.map(f64::from);
+        quality.insert(
+            b.clone(),
+            json!({
+                "total_bugs": if all_have(bugs_getter) { mean_of(b, bugs_getter) } else { Value::Null },
+                "fix_sessions": mean_of(b, |m| Some(m.quality.fix_sessions as f64)),
+                "zero_bug_levels": if all_have(zero_getter) { mean_of(b, zero_getter) } else { Value::Null },
+                "zero_fix_levels": mean_of(b, |m| Some(m.quality.zero_fix_levels as f64)),
+                "total_levels": mean_of(b, |m| Some(m.quality.total_levels as f64)),
+            }),
+        );
+        let loc_getter: Getter = |m| m.loc.as_ref().map(|l| l.total_handwritten as f64);
+        loc.insert(
+            b.clone(),
+            if all_have(loc_getter) {
+                json!({
+                    "backend_handwritten": mean_of(b, |m| m.loc.as_ref().map(|l| l.backend_handwritten as f64)),
+                    "frontend_handwritten": mean_of(b, |m| m.loc.as_ref().map(|l| l.frontend_handwritten as f64)),
+                    "generated_bindings": mean_of(b, |m| m.loc.as_ref().map(|l| l.generated_bindings as f64)),
+                    "total_handwritten": mean_of(b, loc_getter),
+                })
+            } else {
+                Value::Null
+            },
+        );
+        let mut figures = BTreeMap::new();
+        for (name, get) in FIGURES {
+            if let Some(s) = summarize(&values(&runs, b, *get)) {
+                figures.insert(name.to_string(), s);
+            }
+        }
+        statistics.insert(b.clone(), figures);
+    }
+
+    let max_level = runs
+        .iter()
+        .flat_map(|r| r.backends.values())
+        .map(|m| m.by_level.len() as u32)
+        .max()
+        .unwrap_or(0);
+    let bugs_by_level = (1..=max_level)
+        .map(|level| {
+            let mut row = Map::new();
+            row.insert("level".into(), json!(level));
+            row.insert(
+                "feature".into(),
+                level_names
+                    .get(&level)
+                    .map(|n| json!(n))
+                    .unwrap_or(Value::Null),
+            );
+            for b in &backends {
+                let per_run: Vec<Option<u32>> = runs
+                    .iter()
+                    .filter_map(|r| r.backends.get(b))
+                    .map(|m| {
+                        m.by_level
+                            .iter()
+                            .find(|l| l.level == level)
+                            .map_or(Some(0), |l| l.bugs)
+                    })
+                    .collect();
+                let value = if !per_run.is_empty() && per_run.iter().all(Option::is_some) {
+                    num(per_run.iter().flatten().sum::<u32>() as f64 / per_run.len() as f64)
+                } else {
+                    Value::Null
+                };
+                row.insert(b.clone(), value);
+            }
+            Value::Object(row)
+        })
+        .collect();
+
+    let mut ratios = Vec::new();
+    if let Some(base) = &baseline {
+        for other in backends.iter().filter(|b| *b != base) {
+            for (name, get) in FIGURES {
+                let num_values = values(&runs, other, *get);
+                let den_values = values(&runs, base, *get);
+                if let Some(ratio) = ratio_of_means(&num_values, &den_values, seed) {
+                    ratios.push(RatioRow {
+                        figure: name.to_string(),
+                        numerator: other.clone(),
+                        denominator: base.clone(),
+                        ratio,
+                    });
+                }
+            }
+        }
+    }
+
+    let mut warnings = Vec::new();
+    let mut variants: Vec<&String> = runs.iter().flat_map(|r| &r.variants).collect();
+    variants.sort();
+    variants.dedup();
+    if variants.len() > 1 {
+        warnings.push(format!(
+            "the runs mix variants ({}): their statistics pool different experiments",
+            variants
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for r in &runs {
+        for w in &r.warnings {
+            warnings.push(format!("{}: {w}", r.name));
+        }
+    }
+
+    MetricsData {
+        schema: SCHEMA.into(),
+        schema_version: SCHEMA_VERSION,
+        generator: format!("bench-report {}", env!("CARGO_PKG_VERSION")),
+        generated_at,
+        runs,
+        cost,
+        tokens,
+        time_seconds,
+        quality,
+        loc,
+        bugs_by_level,
+        statistics,
+        baseline,
+        ratios,
+        warnings,
+    }
+}

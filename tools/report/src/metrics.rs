@@ -1,0 +1,387 @@
+//! The figures of one backend in one run, computed from its sessions and app documents.
+//!
+//! Conventions (they are those of the original harness's published reports, so published
+//! figures can be recomputed):
+//! - **upgrades** cost = generate + upgrade sessions; **fixes** = fix sessions; total = both.
+//! - **features** = levels completed (the highest level a generate/upgrade session reached):
+//!   each level adds one feature (level 1 counts as one, though it bundles the basics).
+//! - **agent time** = the sum of the API calls' durations (`totalDurationSec`), not wall
+//!   clock; wall-clock time (session start to end) is reported beside it.
+//! - a fix session counts toward the level its app was at (see `load::infer_levels`).
+
+use std::collections::BTreeMap;
+
+use bench_formats::Phase;
+use bench_formats::app_docs::Score;
+use serde::{Deserialize, Serialize};
+
+use crate::load::{BackendRun, Session};
+use crate::loc::LocFigures;
+
+/// Everything computed for one backend in one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendMetrics {
+    pub backend: String,
+    pub sessions: SessionCounts,
+    pub levels_completed: u32,
+    /// Features built: equal to `levels_completed` (one per level).
+    pub features: u32,
+    pub cost: CostFigures,
+    pub tokens: TokenFigures,
+    pub time: TimeFigures,
+    pub quality: QualityFigures,
+    pub by_level: Vec<LevelFigures>,
+    /// The app's `GRADING_RESULTS.md` total, when graded.
+    pub feature_score: Option<Score>,
+    /// Lines of code of the final app; `None` when its source is not in the run.
+    pub loc: Option<LocFigures>,
+    /// Per session, in order.
+    pub session_list: Vec<SessionRow>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionCounts {
+    pub total: u32,
+    pub generate: u32,
+    pub upgrade: u32,
+    pub fix: u32,
+}
+
+/// USD.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostFigures {
+    /// Generate + upgrade sessions.
+    pub upgrades: f64,
+    pub fixes: f64,
+    pub total: f64,
+    pub per_feature: f64,
+    pub per_feature_upgrades: f64,
+    pub per_feature_fixes: f64,
+    /// Fixes as a percentage of the total.
+    pub fix_share_pct: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenFigures {
+    pub fresh_input: u64,
+    pub fresh_output: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+    pub api_calls: u64,
+    pub output_per_feature: f64,
+    pub calls_per_feature: f64,
+    /// All four token kinds per feature.
+    pub tokens_per_feature: f64,
+}
+
+/// Seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeFigures {
+    /// Sum of API-call durations over every session (the published "agent time").
+    pub total: f64,
+    /// Same over generate + upgrade sessions.
+    pub upgrade_total: f64,
+    pub fix_total: f64,
+    /// The generate session(s).
+    pub generation: f64,
+    /// `upgrade_total` / (generate + upgrade sessions), as the original reports average.
+    pub upgrade_avg_incl_generate: f64,
+    /// Average over upgrade sessions only (generation excluded).
+    pub avg_upgrade: f64,
+    pub avg_fix_session: f64,
+    pub total_minutes: f64,
+    /// Wall clock, session start to end, summed; `None` when a session lacks its times.
+    pub wall_clock_total: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QualityFigures {
+    pub fix_sessions: u32,
+    /// Levels 1..=levels_completed.
+    pub total_levels: u32,
+    /// Levels that needed no fix session.
+    pub zero_fix_levels: u32,
+    /// Bugs in the bug reports the fix sessions were given; `None` unless every fix
+    /// session's report is known (the original layout keeps only the app's latest one).
+    pub total_bugs: Option<u32>,
+    pub zero_bug_levels: Option<u32>,
+    /// Fix sessions whose bug report is known.
+    pub bug_reports_known: u32,
+    /// `ITERATION_LOG.md` fix blocks, and their categories.
+    pub iteration_log_fixes: u32,
+    pub iteration_log_categories: BTreeMap<String, u32>,
+    /// The app's current `BUG_REPORT.md` (shown, not counted).
+    pub latest_bug_report: Option<LatestBugReport>,
+}
+
+/// What the app's current `BUG_REPORT.md` holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatestBugReport {
+    pub app: String,
+    pub bugs: u32,
+    pub level: Option<u32>,
+    pub iteration: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LevelFigures {
+    pub level: u32,
+    pub upgrade_cost: f64,
+    pub fix_cost: f64,
+    pub cost: f64,
+    pub cumulative_cost: f64,
+    pub fix_sessions: u32,
+    /// Bugs reported at this level; `None` when a fix session's report is unknown.
+    pub bugs: Option<u32>,
+    pub api_calls: u64,
+    pub output_tokens: u64,
+    pub agent_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub run_id: String,
+    pub phase: String,
+    pub labelled_level: u32,
+    pub level: u32,
+    pub started_at: Option<String>,
+    pub cost_usd: f64,
+    pub api_calls: u64,
+    pub agent_seconds: f64,
+    pub wall_clock_seconds: Option<f64>,
+    pub bugs: Option<u32>,
+}
+
+/// Computes a backend's figures. `loc` is counted by the caller (it needs the rules).
+pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics {
+    let sessions = &backend.sessions;
+    let is_build = |s: &&Session| s.phase != Phase::Fix;
+    let is_fix = |s: &&Session| s.phase == Phase::Fix;
+    let sum = |f: &dyn Fn(&Session) -> f64, pred: &dyn Fn(&&Session) -> bool| -> f64 {
+        sessions.iter().filter(|s| pred(s)).map(f).sum()
+    };
+    let all = |_: &&Session| true;
+    let cost = |s: &Session| s.summary.total_cost_usd;
+    let secs = |s: &Session| s.summary.total_duration_sec;
+
+    let counts = SessionCounts {
+        total: sessions.len() as u32,
+        generate: sessions
+            .iter()
+            .filter(|s| s.phase == Phase::Generate)
+            .count() as u32,
+        upgrade: sessions
+            .iter()
+            .filter(|s| s.phase == Phase::Upgrade)
+            .count() as u32,
+        fix: sessions.iter().filter(is_fix).count() as u32,
+    };
+    let levels_completed = sessions
+        .iter()
+        .filter(is_build)
+        .map(|s| s.level)
+        .max()
+        .unwrap_or(0);
+    let features = levels_completed;
+    let per = |x: f64| {
+        if features > 0 {
+            x / features as f64
+        } else {
+            0.0
+        }
+    };
+
+    let upgrades = sum(&cost, &is_build);
+    let fixes = sum(&cost, &is_fix);
+    let total = upgrades + fixes;
+    let cost_figures = CostFigures {
+        upgrades,
+        fixes,
+        total,
+        per_feature: per(total),
+        per_feature_upgrades: per(upgrades),
+        per_feature_fixes: per(fixes),
+        fix_share_pct: if total > 0.0 {
+            fixes / total * 100.0
+        } else {
+            0.0
+        },
+    };
+
+    let tok = |f: fn(&Session) -> u64| sessions.iter().map(f).sum::<u64>();
+    let fresh_input = tok(|s| s.summary.total_input_tokens);
+    let fresh_output = tok(|s| s.summary.total_output_tokens);
+    let cache_read = tok(|s| s.summary.cache_read_tokens);
+    let cache_creation = tok(|s| s.summary.cache_creation_tokens);
+    let api_calls = tok(|s| s.summary.api_calls);
+    let tokens = TokenFigures {
+        fresh_input,
+        fresh_output,
+        cache_read,
+        cache_creation,
+        api_calls,
+        output_per_feature: per(fresh_output as f64),
+        calls_per_feature: per(api_calls as f64),
+        tokens_per_feature: per((fresh_input + fresh_output + cache_read + cache_creation) as f64),
+    };
+
+    let upgrade_total = sum(&secs, &is_build);
+    let fix_total = sum(&secs, &is_fix);
+    let total_secs = sum(&secs, &all);
+    let n_build = sessions.iter().filter(is_build).count();
+    let avg = |x: f64, n: usize| if n > 0 { x / n as f64 } else { 0.0 };
+    let generation = sum(&secs, &|s: &&Session| s.phase == Phase::Generate);
+    let upgrades_only = sum(&secs, &|s: &&Session| s.phase == Phase::Upgrade);
+    let wall: Option<f64> = sessions.iter().map(Session::wall_clock_sec).sum();
+    let time = TimeFigures {
+        total: total_secs,
+        upgrade_total,
+        fix_total,
+        generation,
+        upgrade_avg_incl_generate: avg(upgrade_total, n_build),
+        avg_upgrade: avg(upgrades_only, counts.upgrade as usize),
+        avg_fix_session: avg(fix_total, counts.fix as usize),
+        total_minutes: total_secs / 60.0,
+        wall_clock_total: wall,
+    };
+
+    // Bugs per fix session: the copy of the bug report kept with the session. The app's own
+    // BUG_REPORT.md is only the latest one (each fix overwrites it), so it is reported but
+    // never used to count: attributing it to a session would be a guess.
+    let bugs_of: Vec<Option<u32>> = sessions
+        .iter()
+        .map(|s| s.bug_report.as_ref().map(|r| r.count() as u32))
+        .collect();
+    let latest_bug_report = backend.apps.iter().rev().find_map(|a| {
+        a.bug_report.as_ref().map(|r| LatestBugReport {
+            app: a.name.clone(),
+            bugs: r.count() as u32,
+            level: r.level,
+            iteration: r.iteration,
+        })
+    });
+
+    let mut by_level: Vec<LevelFigures> = (1..=levels_completed.max(1))
+        .map(|level| LevelFigures {
+            level,
+            bugs: Some(0),
+            ..Default::default()
+        })
+        .collect();
+    for (i, s) in sessions.iter().enumerate() {
+        let idx = s.level.max(1) as usize - 1;
+        if idx >= by_level.len() {
+            let from = by_level.len() as u32 + 1;
+            by_level.extend((from..=s.level).map(|level| LevelFigures {
+                level,
+                bugs: Some(0),
+                ..Default::default()
+            }));
+        }
+        let l = &mut by_level[idx];
+        if s.phase == Phase::Fix {
+            l.fix_cost += s.summary.total_cost_usd;
+            l.fix_sessions += 1;
+            l.bugs = match (l.bugs, bugs_of[i]) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        } else {
+            l.upgrade_cost += s.summary.total_cost_usd;
+        }
+        l.cost += s.summary.total_cost_usd;
+        l.api_calls += s.summary.api_calls;
+        l.output_tokens += s.summary.total_output_tokens;
+        l.agent_seconds += s.summary.total_duration_sec;
+    }
+    let mut running = 0.0;
+    for l in &mut by_level {
+        running += l.cost;
+        l.cumulative_cost = running;
+    }
+
+    let bug_reports_known = sessions
+        .iter()
+        .zip(&bugs_of)
+        .filter(|(s, b)| s.phase == Phase::Fix && b.is_some())
+        .count() as u32;
+    let all_known = bug_reports_known == counts.fix;
+    if !all_known {
+        // Without every report, no level's count is known: a level with no fix session may
+        // still have had bugs a grader noted, and the missing reports could be anywhere.
+        for l in &mut by_level {
+            l.bugs = None;
+        }
+    }
+    let total_levels = levels_completed;
+    let in_range = |l: &&LevelFigures| l.level <= total_levels;
+    let mut iteration_log_fixes = 0;
+    let mut iteration_log_categories = BTreeMap::new();
+    for app in &backend.apps {
+        if let Some(log) = &app.iteration_log {
+            iteration_log_fixes += log.fixes().count() as u32;
+            for (k, v) in log.fix_categories() {
+                *iteration_log_categories.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    let quality = QualityFigures {
+        fix_sessions: counts.fix,
+        total_levels,
+        zero_fix_levels: by_level
+            .iter()
+            .filter(in_range)
+            .filter(|l| l.fix_sessions == 0)
+            .count() as u32,
+        total_bugs: all_known.then(|| by_level.iter().filter_map(|l| l.bugs).sum()),
+        zero_bug_levels: all_known.then(|| {
+            by_level
+                .iter()
+                .filter(in_range)
+                .filter(|l| l.bugs == Some(0))
+                .count() as u32
+        }),
+        bug_reports_known,
+        iteration_log_fixes,
+        iteration_log_categories,
+        latest_bug_report,
+    };
+
+    let feature_score = backend
+        .apps
+        .iter()
+        .rev()
+        .find_map(|a| a.grading.as_ref().and_then(|g| g.total));
+
+    let session_list = sessions
+        .iter()
+        .zip(&bugs_of)
+        .map(|(s, bugs)| SessionRow {
+            run_id: s.run_id.clone(),
+            phase: s.phase.to_string(),
+            labelled_level: s.labelled_level,
+            level: s.level,
+            started_at: s.started.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            cost_usd: s.summary.total_cost_usd,
+            api_calls: s.summary.api_calls,
+            agent_seconds: s.summary.total_duration_sec,
+            wall_clock_seconds: s.wall_clock_sec(),
+            bugs: if s.phase == Phase::Fix { *bugs } else { None },
+        })
+        .collect();
+
+    BackendMetrics {
+        backend: backend.name.clone(),
+        sessions: counts,
+        levels_completed,
+        features,
+        cost: cost_figures,
+        tokens,
+        time,
+        quality,
+        by_level,
+        feature_score,
+        loc,
+        session_list,
+    }
+}
