@@ -187,7 +187,9 @@ pub struct AppCommand {
     pub name: String,
     /// Shell command, run with `sh -c`.
     pub run: String,
-    /// Working directory relative to the app folder (absent: the app folder).
+    /// Working directory relative to the app folder. Absent: the app folder when it
+    /// exists, else the repository root (a reset can run before the app exists, so reset
+    /// commands reach the app only through `{{app_dir}}` paths they test first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// Keeps running (a server): start it and move on.
@@ -486,6 +488,15 @@ impl Backend {
         if problems.is_empty() {
             match parsed.vars_for(0) {
                 Ok(vars) => {
+                    for p in &parsed.preflight {
+                        for t in [&p.run, &p.hint] {
+                            if let Err(e) =
+                                template::fill(t, &vars, &format!("preflight {:?}", p.name))
+                            {
+                                problems.push(format!("{e:#}"));
+                            }
+                        }
+                    }
                     let mut vars = vars;
                     vars.insert("app_dir".into(), "/app".into());
                     for (kind, list) in [
@@ -586,8 +597,21 @@ impl Backend {
         })
     }
 
-    pub fn preflight(&self) -> &[Preflight] {
-        &self.file.preflight
+    /// The preflight checks of run `run_index`, placeholders filled.
+    pub fn preflight(&self, run_index: u32) -> Result<Vec<Preflight>> {
+        let vars = self.vars(run_index);
+        self.file
+            .preflight
+            .iter()
+            .map(|p| {
+                let what = format!("backend {} preflight {:?}", self.name, p.name);
+                Ok(Preflight {
+                    name: p.name.clone(),
+                    run: template::fill(&p.run, &vars, &what)?,
+                    hint: template::fill(&p.hint, &vars, &what)?,
+                })
+            })
+            .collect()
     }
 
     pub fn loc_rules(&self) -> &LocRules {

@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod grading;
 pub mod levels;
 pub mod render;
 pub mod template;
@@ -28,6 +29,7 @@ use sha2::{Digest, Sha256};
 pub use backend::{
     AppCommand, Backend, CommandKind, LocClass, LocCount, LocRules, Ports, Preflight,
 };
+pub use grading::RepromptEfficiency;
 pub use levels::{Feature, Level, Levels};
 pub use render::UiContracts;
 
@@ -131,6 +133,7 @@ pub struct Content {
     backends: BTreeMap<String, Backend>,
     /// Root-relative path → text, for every text file the prompts use.
     texts: BTreeMap<String, String>,
+    reprompt: RepromptEfficiency,
     version: String,
 }
 
@@ -200,7 +203,9 @@ impl Content {
         let list: Vec<Backend> = backends.values().cloned().collect();
         backend::check_port_overlap(&list, &infrastructure_ports())?;
 
+        let reprompt = RepromptEfficiency::load(root)?;
         let content = Content {
+            reprompt,
             root: root.to_path_buf(),
             version: content_version(root)?,
             levels,
@@ -224,6 +229,17 @@ impl Content {
 
     pub fn levels(&self) -> &Levels {
         &self.levels
+    }
+
+    /// The reprompt-efficiency table (`grading/reprompt-efficiency.toml`).
+    pub fn reprompt_efficiency(&self) -> &RepromptEfficiency {
+        &self.reprompt
+    }
+
+    /// A blank `GRADING_RESULTS.md` for an app of `backend` at `level`.
+    pub fn grading_sheet(&self, level: u32, backend: &str) -> Result<String> {
+        self.backend(backend)?;
+        grading::grading_sheet(&self.levels, level, backend)
     }
 
     /// The backend called `name`.
@@ -357,7 +373,10 @@ impl Content {
             Phase::Fix => {
                 if req.composed {
                     spec_sources(&mut sources, true)?;
-                    render::composed_level(&src, req.level, ui)?
+                    format!(
+                        "---\n\nFor reference, the specification the app implements:\n\n{}",
+                        strip_notice(&render::composed_level(&src, req.level, ui)?)
+                    )
                 } else {
                     String::new()
                 }
@@ -413,7 +432,7 @@ impl Content {
             req.phase, backend.name, req.level, req.rules
         );
         let stage1 = template::fill(self.text(&template_path)?, &vars, &what)?;
-        let text = template::fill(&stage1, &vars, &what)?;
+        let text = template::fill(&stage1, &vars, &what)?.trim().to_string() + "\n";
         let guide = template::fill(
             self.text(&guide_path)?,
             &vars,

@@ -107,7 +107,11 @@ pub fn composed_level(src: &Sources<'_>, level: u32, ui: UiContracts) -> Result<
     let lv = src.levels.level(level)?;
     let mut s = String::new();
     let _ = writeln!(s, "{NOTICE}\n");
-    let _ = writeln!(s, "# Chat app specification: levels 1–{level}\n");
+    if level == 1 {
+        let _ = writeln!(s, "# Chat app specification: level 1\n");
+    } else {
+        let _ = writeln!(s, "# Chat app specification: levels 1–{level}\n");
+    }
     let _ = writeln!(
         s,
         "The app has every feature below, from level 1 up to level {level} ({}). Later features build on earlier ones: an earlier feature must keep working when a later one is added.\n",
