@@ -125,6 +125,7 @@ pub const FIGURES: &[(&str, Getter)] = &[
     ("loc.frontend_handwritten", |m| {
         m.loc.as_ref().map(|l| l.frontend_handwritten as f64)
     }),
+    ("stress.acked_per_second", |m| m.stress_acked_per_second),
 ];
 
 /// A JSON number: an integer when whole, else the float.

@@ -24,30 +24,88 @@ use bench_formats::io::write_atomic;
 
 use crate::data::{MetricsData, RunMetrics};
 use crate::load::Run;
-use crate::loc::LocRules;
+use crate::loc::{LocFigures, LocRules};
 
 /// The output file names.
 pub const METRICS_FILE: &str = "METRICS_DATA.json";
 pub const REPORT_MD: &str = "BENCHMARK_REPORT.md";
 pub const REPORT_HTML: &str = "report.html";
 
-/// Where line-count rules come from.
-pub trait LocRulesSource {
-    /// The rules for a backend.
-    fn rules_for(&self, backend: &str) -> LocRules;
+/// Counts an app's lines of code for a backend.
+pub trait LocCounter {
+    /// `None` when no file counts (the app source is not in the run).
+    fn count(&self, backend: &str, app_dir: &Path) -> Result<Option<LocFigures>>;
 }
 
-/// The documented defaults for every backend.
+/// The documented defaults (the original harness's methodology) for every backend.
 pub struct DefaultLocRules;
 
-impl LocRulesSource for DefaultLocRules {
-    fn rules_for(&self, _backend: &str) -> LocRules {
-        LocRules::defaults()
+impl LocCounter for DefaultLocRules {
+    fn count(&self, _backend: &str, app_dir: &Path) -> Result<Option<LocFigures>> {
+        LocRules::defaults().count(app_dir)
+    }
+}
+
+/// The rules of `backends/<name>/backend.toml`, and the level names of `levels/levels.toml`;
+/// a backend the content does not know falls back to the defaults.
+pub struct ContentLocRules {
+    pub content: bench_content::Content,
+}
+
+impl ContentLocRules {
+    /// Reads the repository's content (`BENCH_ROOT` or the repository around the current
+    /// directory).
+    pub fn from_repo() -> Result<ContentLocRules> {
+        let root = bench_formats::paths::repo_root()?;
+        let content = bench_content::Content::load_sources(&root)
+            .with_context(|| format!("reading the benchmark content under {}", root.display()))?;
+        Ok(ContentLocRules { content })
+    }
+
+    /// Level number → name.
+    pub fn level_names(&self) -> BTreeMap<u32, String> {
+        self.content
+            .levels()
+            .levels
+            .iter()
+            .map(|l| (l.number, l.name.clone()))
+            .collect()
+    }
+}
+
+impl LocCounter for ContentLocRules {
+    fn count(&self, backend: &str, app_dir: &Path) -> Result<Option<LocFigures>> {
+        let Ok(b) = self.content.backend(backend) else {
+            return DefaultLocRules.count(backend, app_dir);
+        };
+        use bench_content::backend::LocClass as C;
+        let count = b.loc_rules().count(app_dir)?;
+        if count.files.values().all(|&n| n == 0) {
+            return Ok(None);
+        }
+        let mut files = BTreeMap::new();
+        for (class, n) in &count.files {
+            let mine = match class {
+                C::Backend => loc::LocClass::Backend,
+                C::Frontend => loc::LocClass::Frontend,
+                C::Generated => loc::LocClass::Generated,
+            };
+            files.insert(mine, *n);
+        }
+        Ok(Some(LocFigures {
+            backend_handwritten: count.lines_of(C::Backend),
+            frontend_handwritten: count.lines_of(C::Frontend),
+            generated_bindings: count.lines_of(C::Generated),
+            total_handwritten: count.handwritten(),
+            files,
+            rules: format!("backends/{backend}/backend.toml"),
+            app: app_dir.display().to_string(),
+        }))
     }
 }
 
 /// Computes one run's figures.
-pub fn run_metrics(run: &Run, rules: &dyn LocRulesSource) -> Result<RunMetrics> {
+pub fn run_metrics(run: &Run, rules: &dyn LocCounter) -> Result<RunMetrics> {
     let mut backends = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut variants = Vec::new();
@@ -76,8 +134,7 @@ pub fn run_metrics(run: &Run, rules: &dyn LocRulesSource) -> Result<RunMetrics> 
         // The final app: the newest app folder (names carry their creation time).
         let loc = match backend.apps.last() {
             Some(app) => rules
-                .rules_for(name)
-                .count(&app.path)
+                .count(name, &app.path)
                 .with_context(|| format!("counting the lines of {}", app.path.display()))?,
             None => None,
         };
@@ -219,14 +276,45 @@ pub mod cli {
         /// With --check: print every figure, not only disagreements and a summary.
         #[arg(long)]
         pub verbose: bool,
+        /// Line-count rules: `content` (backends/<b>/backend.toml, falling back to the defaults
+        /// for a backend it does not know) or `defaults` (the original harness's
+        /// methodology, for re-measuring its published apps).
+        #[arg(long, value_enum, default_value_t = LocRulesChoice::Content)]
+        pub loc_rules: LocRulesChoice,
+    }
+
+    /// Where line-count rules come from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+    pub enum LocRulesChoice {
+        Content,
+        Defaults,
     }
 
     pub fn run(args: Args) -> Result<()> {
         let runs = crate::load_runs(&args.runs)?;
-        let rules = crate::DefaultLocRules;
+        let content = match args.loc_rules {
+            LocRulesChoice::Defaults => None,
+            LocRulesChoice::Content => match crate::ContentLocRules::from_repo() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!(
+                        "warning: {e:#}; lines of code use the default rules and levels have no names"
+                    );
+                    None
+                }
+            },
+        };
+        let level_names = content
+            .as_ref()
+            .map(|c| c.level_names())
+            .unwrap_or_default();
+        let rules: &dyn crate::LocCounter = match &content {
+            Some(c) => c,
+            None => &crate::DefaultLocRules,
+        };
         let mut metrics = Vec::new();
         for run in &runs {
-            metrics.push(crate::run_metrics(run, &rules)?);
+            metrics.push(crate::run_metrics(run, rules)?);
         }
         for m in &metrics {
             for w in &m.warnings {
@@ -267,7 +355,7 @@ pub mod cli {
             metrics,
             args.baseline.as_deref(),
             args.seed,
-            &Default::default(),
+            &level_names,
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
         let written = crate::write_outputs(&data, &out)?;

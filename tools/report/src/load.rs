@@ -13,6 +13,7 @@ use bench_formats::app_docs::{
     BugReport, GradingResults, IterationLog, parse_bug_report, parse_grading_results,
     parse_iteration_log,
 };
+use bench_formats::stress::StressResult;
 use bench_formats::{CostSummary, Phase, SessionMetadata, read_json};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -34,6 +35,8 @@ pub struct BackendRun {
     pub sessions: Vec<Session>,
     /// App folders under `results/`, by name.
     pub apps: Vec<AppDir>,
+    /// `stress/*.json` results (`bench-stress`), by file name.
+    pub stress: Vec<StressResult>,
     /// Anything read with doubt: missing files, disagreeing labels.
     pub warnings: Vec<String>,
 }
@@ -246,6 +249,10 @@ fn load_backend(dir: &Path) -> Result<BackendRun> {
         if s.app.is_none() {
             s.app = single_app.clone();
         }
+    }
+    let stress = dir.join("stress");
+    if stress.is_dir() {
+        load_stress(&stress, &mut backend);
     }
     infer_levels(&mut backend);
     Ok(backend)
@@ -470,6 +477,31 @@ pub fn infer_levels(backend: &mut BackendRun) {
         }
     }
     backend.warnings.extend(notes);
+}
+
+fn load_stress(dir: &Path, backend: &mut BackendRun) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            backend
+                .warnings
+                .push(format!("cannot list {}: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        match read_json::<StressResult>(&path).and_then(|r| r.check_version().map(|()| r)) {
+            Ok(result) => backend.stress.push(result),
+            Err(e) => backend
+                .warnings
+                .push(format!("stress result skipped: {e:#}")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,32 @@ pub struct BackendMetrics {
     pub loc: Option<LocFigures>,
     /// Per session, in order.
     pub session_list: Vec<SessionRow>,
+    /// `bench-stress` results of this backend's folder.
+    #[serde(default)]
+    pub stress: Vec<StressRow>,
+    /// The highest acknowledged messages/s of a `stress`-scenario result whose verification
+    /// passed; `None` without one.
+    #[serde(default)]
+    pub stress_acked_per_second: Option<f64>,
+}
+
+/// One stress result, summarised.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StressRow {
+    /// The result's label, else `backend/scenario`.
+    pub name: String,
+    /// The backend the result names (`postgres`, `spacetimedb`, `ceiling`, …).
+    pub backend: String,
+    pub scenario: String,
+    pub client: String,
+    pub writers: u32,
+    pub acked_per_second: f64,
+    pub sent_per_second: f64,
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
+    pub failed: u64,
+    pub verification_passed: bool,
+    pub verification: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -370,6 +396,32 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         })
         .collect();
 
+    let stress: Vec<StressRow> = backend
+        .stress
+        .iter()
+        .map(|r| StressRow {
+            name: r.display_name(),
+            backend: r.backend.clone(),
+            scenario: r.scenario.clone(),
+            client: r.client.clone(),
+            writers: r.config.writers,
+            acked_per_second: r.throughput.acked_per_second,
+            sent_per_second: r.throughput.sent_per_second,
+            ack_p50_ms: r.ack_latency.p50_us as f64 / 1000.0,
+            ack_p99_ms: r.ack_latency.p99_us as f64 / 1000.0,
+            failed: r.measured.failed,
+            verification_passed: r.verification.passed,
+            verification: r.verification.detail.clone(),
+        })
+        .collect();
+    let stress_acked_per_second = stress
+        .iter()
+        .filter(|r| r.scenario == "stress" && r.verification_passed && r.backend != "ceiling")
+        .map(|r| r.acked_per_second)
+        .fold(None, |best: Option<f64>, x| {
+            Some(best.map_or(x, |b| b.max(x)))
+        });
+
     BackendMetrics {
         backend: backend.name.clone(),
         sessions: counts,
@@ -383,5 +435,7 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         feature_score,
         loc,
         session_list,
+        stress,
+        stress_acked_per_second,
     }
 }

@@ -573,6 +573,49 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             true,
         ),
     });
+
+    // Stress throughput, when bench-stress results are in the run.
+    let mut names: Vec<String> = data
+        .runs
+        .iter()
+        .flat_map(|r| r.backends.values())
+        .flat_map(|m| m.stress.iter().map(|s| s.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    if !names.is_empty() {
+        let series: Vec<(String, Vec<f64>)> = backends
+            .iter()
+            .map(|b| {
+                let values = names
+                    .iter()
+                    .map(|n| {
+                        mean_over(data, b, |m| {
+                            let v: Vec<f64> = m
+                                .stress
+                                .iter()
+                                .filter(|s| &s.name == n)
+                                .map(|s| s.acked_per_second)
+                                .collect();
+                            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                        })
+                        .unwrap_or(0.0)
+                    })
+                    .collect();
+                (b.clone(), values)
+            })
+            .collect();
+        doc.push(Block::Chart {
+            caption: format!("Stress throughput, acknowledged messages/s{mean_note}"),
+            svg: charts::grouped_bars(
+                &format!("Stress throughput{mean_note}"),
+                "acknowledged msgs/s",
+                &names,
+                &series,
+                false,
+            ),
+        });
+    }
 }
 
 fn push_run(doc: &mut Vec<Block>, run: &RunMetrics, several: bool) {
@@ -708,6 +751,50 @@ fn push_run(doc: &mut Vec<Block>, run: &RunMetrics, several: bool) {
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
+        }
+        if !m.stress.is_empty() {
+            doc.push(Block::Heading(3, format!("{} — stress results", m.backend)));
+            let rows = m
+                .stress
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.name.clone(),
+                        s.backend.clone(),
+                        s.scenario.clone(),
+                        s.client.clone(),
+                        s.writers.to_string(),
+                        format!("{:.1}", s.acked_per_second),
+                        format!("{:.1}", s.sent_per_second),
+                        format!("{:.2}", s.ack_p50_ms),
+                        format!("{:.2}", s.ack_p99_ms),
+                        s.failed.to_string(),
+                        if s.verification_passed {
+                            "passed".into()
+                        } else {
+                            format!("FAILED: {}", s.verification)
+                        },
+                    ]
+                })
+                .collect();
+            doc.push(Block::Table {
+                headers: [
+                    "Result",
+                    "Backend",
+                    "Scenario",
+                    "Client",
+                    "Writers",
+                    "Acked/s",
+                    "Sent/s",
+                    "Ack p50 ms",
+                    "Ack p99 ms",
+                    "Failed",
+                    "Verification",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows,
+            });
         }
         if let Some(r) = &m.quality.latest_bug_report {
             doc.push(Block::Para(format!(

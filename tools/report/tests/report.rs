@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bench_report::check::Outcome;
-use bench_report::cli::{Args, run};
+use bench_report::cli::{Args, LocRulesChoice, run};
 use bench_report::data::{self, MetricsData};
 use bench_report::{DefaultLocRules, check_published, load_runs, run_metrics, write_outputs};
 use serde_json::Value;
@@ -234,6 +234,7 @@ fn check_passes_on_the_published_report() {
         baseline: None,
         seed: 1,
         verbose: false,
+        loc_rules: LocRulesChoice::Defaults,
     })
     .unwrap();
 }
@@ -255,6 +256,7 @@ fn check_fails_on_a_tampered_report_and_lists_the_figures() {
         baseline: None,
         seed: 1,
         verbose: false,
+        loc_rules: LocRulesChoice::Defaults,
     })
     .unwrap_err();
     let text = format!("{err:#}");
@@ -282,6 +284,7 @@ fn outputs_have_the_metrics_data_shape_and_check_against_themselves() {
         baseline: None,
         seed: 1,
         verbose: false,
+        loc_rules: LocRulesChoice::Defaults,
     })
     .unwrap();
     let json: Value =
@@ -367,6 +370,7 @@ fn outputs_have_the_metrics_data_shape_and_check_against_themselves() {
         baseline: None,
         seed: 1,
         verbose: false,
+        loc_rules: LocRulesChoice::Defaults,
     })
     .unwrap();
 }
@@ -384,6 +388,7 @@ fn a_file_someone_else_wrote_is_never_overwritten() {
         baseline: None,
         seed: 1,
         verbose: false,
+        loc_rules: LocRulesChoice::Defaults,
     })
     .unwrap_err();
     assert!(format!("{err:#}").contains("--out"), "{err:#}");
@@ -480,6 +485,7 @@ fn statistics_over_several_runs() {
         baseline: None,
         seed: 42,
         verbose: false,
+        loc_rules: LocRulesChoice::Defaults,
     };
     assert!(format!("{:#}", run(args(None)).unwrap_err()).contains("--out"));
     let out = tmp.path().join("comparison");
@@ -617,4 +623,110 @@ fn a_run_without_sessions_or_a_wrong_path_gives_clear_errors() {
     )
     .unwrap();
     assert_eq!(written.len(), 3);
+}
+
+fn stress_result(
+    backend: &str,
+    label: &str,
+    acked: f64,
+    passed: bool,
+) -> bench_formats::stress::StressResult {
+    use bench_formats::stress::*;
+    StressResult {
+        schema_version: STRESS_SCHEMA_VERSION,
+        tool_version: "0.1.0".into(),
+        started_at: "2026-04-11T10:00:00Z".into(),
+        finished_at: "2026-04-11T10:00:40Z".into(),
+        label: Some(label.into()),
+        backend: backend.into(),
+        client: "socketio".into(),
+        scenario: "stress".into(),
+        target: Target {
+            url: "http://127.0.0.1:6001".into(),
+            room: "bench".into(),
+            ..Target::default()
+        },
+        config: RunConfig {
+            writers: 8,
+            ..RunConfig::default()
+        },
+        command_line: vec!["bench-stress".into()],
+        adapter: None,
+        probe_notes: vec![],
+        totals: Counts::default(),
+        measured: Counts::default(),
+        measured_seconds: 30.0,
+        warmup_seconds: 5.0,
+        throughput: Throughput {
+            acked_per_second: acked,
+            sent_per_second: acked,
+            per_second: vec![],
+        },
+        ack_latency: LatencySummary {
+            p50_us: 1500,
+            p99_us: 9000,
+            ..LatencySummary::default()
+        },
+        fanout_latency: None,
+        errors: Default::default(),
+        verification: Verification {
+            method: "postgres-sql".into(),
+            passed,
+            detail: if passed {
+                "all committed".into()
+            } else {
+                "12 missing".into()
+            },
+            ..Verification::default()
+        },
+        client_cpu: ClientCpu::default(),
+        host: Host::default(),
+        extra: Default::default(),
+    }
+}
+
+#[test]
+fn stress_results_in_the_run_are_tabled_and_charted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_run(tmp.path(), RUN);
+    let write = |backend: &str, file: &str, r: &bench_formats::stress::StressResult| {
+        let path = dir.join(backend).join("stress").join(file);
+        bench_formats::write_json(&path, r).unwrap();
+    };
+    write(
+        "postgres",
+        "as-shipped.json",
+        &stress_result("postgres", "as-shipped", 850.0, true),
+    );
+    write(
+        "postgres",
+        "optimized.json",
+        &stress_result("postgres", "optimized", 2400.0, false),
+    );
+    write(
+        "spacetime",
+        "as-shipped.json",
+        &stress_result("spacetimedb", "as-shipped", 9100.5, true),
+    );
+    std::fs::write(dir.join("spacetime/stress/broken.json"), "{").unwrap();
+    let m = metrics_of(&dir);
+    // Only verified results count as the backend's best throughput.
+    assert_eq!(m.backends["postgres"].stress_acked_per_second, Some(850.0));
+    assert_eq!(
+        m.backends["spacetime"].stress_acked_per_second,
+        Some(9100.5)
+    );
+    assert_eq!(m.backends["postgres"].stress.len(), 2);
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("stress result skipped") && w.contains("broken.json"))
+    );
+    let d = data::build(vec![m], None, 1, &Default::default(), "t".into());
+    let out = tmp.path().join("out");
+    write_outputs(&d, &out).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Stress throughput"));
+    assert!(html.contains("9100.5"));
+    assert!(html.contains("FAILED: 12 missing"));
 }
