@@ -142,7 +142,7 @@ pub fn test_plans(src: &Sources<'_>) -> Result<String> {
     let _ = writeln!(s, "# Test plans\n");
     let _ = writeln!(
         s,
-        "How to grade each feature by hand. Open the app in two browser sessions that do not share storage (one normal window and one private window, or two browser profiles): **Alice** and **Bob**. Keep each window's developer console open. Run the steps in order; a time limit means the observation must appear within that many seconds of the action, **without refreshing the page**. Score with `grading/rubric.md` and record the result in `GRADING_RESULTS.md` (template: `grading/templates/GRADING_RESULTS.md`).\n"
+        "How to grade each feature by hand. Open the app in two browser profiles (or two different browsers) that share no storage: **Alice** uses one, **Bob** the other; place the windows side by side and keep each one's developer console open. Do not use a private window for Alice or Bob: some steps close the app's tab and reopen it, and a private window forgets its identity when closed (\"close the app tab\" means close that tab while the browser stays open). \"Alice's second tab\" is another tab of her profile, so it is the same user.\n\nRun the plans in order, from feature 1 up to the app's level: each plan starts from what the previous ones left (the rooms `General`, `Other`, `Mods`, `Secret`, their messages and roles). A time limit means the observation must be complete on the other screen within that many seconds of the action, **without refreshing the page**. Score each feature with `grading/rubric.md` and record the results in `GRADING_RESULTS.md` (template: `grading/templates/GRADING_RESULTS.md`).\n"
     );
     for lv in &src.levels.levels {
         level_plans(&mut s, src, lv)?;
