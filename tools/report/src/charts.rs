@@ -28,8 +28,8 @@ pub fn hex(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-const W: u32 = 720;
-const H: u32 = 360;
+const W: u32 = 520;
+const H: u32 = 340;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 

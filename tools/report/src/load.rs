@@ -133,7 +133,7 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Is `dir` a run directory (a backend folder with `telemetry/` or `results/` inside)?
+/// Is `dir` a run directory (a backend folder with `telemetry/`, `results/` or `stress/` inside)?
 pub fn is_run_dir(dir: &Path) -> bool {
     subdirs(dir)
         .map(|dirs| dirs.iter().any(|d| is_backend_dir(d)))
@@ -141,7 +141,7 @@ pub fn is_run_dir(dir: &Path) -> bool {
 }
 
 fn is_backend_dir(dir: &Path) -> bool {
-    dir.join("telemetry").is_dir() || dir.join("results").is_dir()
+    dir.join("telemetry").is_dir() || dir.join("results").is_dir() || dir.join("stress").is_dir()
 }
 
 /// The run directories an argument names: itself when it is one, else the run directories

@@ -40,8 +40,8 @@ pub struct BackendMetrics {
     /// `bench-stress` results of this backend's folder.
     #[serde(default)]
     pub stress: Vec<StressRow>,
-    /// The highest acknowledged messages/s of a `stress`-scenario result whose verification
-    /// passed; `None` without one.
+    /// The highest acknowledged messages/s of a `stress`-scenario result of an app (not the
+    /// `ceiling` or a `noop` server) whose verification passed; `None` without one.
     #[serde(default)]
     pub stress_acked_per_second: Option<f64>,
 }
@@ -416,7 +416,11 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         .collect();
     let stress_acked_per_second = stress
         .iter()
-        .filter(|r| r.scenario == "stress" && r.verification_passed && r.backend != "ceiling")
+        .filter(|r| {
+            r.scenario == "stress"
+                && r.verification_passed
+                && !matches!(r.backend.as_str(), "ceiling" | "noop")
+        })
         .map(|r| r.acked_per_second)
         .fold(None, |best: Option<f64>, x| {
             Some(best.map_or(x, |b| b.max(x)))

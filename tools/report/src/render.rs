@@ -533,12 +533,6 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
                 false,
             ),
         });
-    } else {
-        doc.push(Block::Para(
-            "Bugs per level are not charted: not every fix session's bug report is in the run, \
-             so only fix sessions per level are known."
-                .into(),
-        ));
     }
 
     // Tokens per feature.
@@ -586,6 +580,12 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
     if !names.is_empty() {
         let series: Vec<(String, Vec<f64>)> = backends
             .iter()
+            .filter(|b| {
+                data.runs
+                    .iter()
+                    .filter_map(|r| r.backends.get(*b))
+                    .any(|m| !m.stress.is_empty())
+            })
             .map(|b| {
                 let values = names
                     .iter()
@@ -615,6 +615,13 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
                 false,
             ),
         });
+    }
+    if !bugs_known {
+        doc.push(Block::Para(
+            "Bugs per level are not charted: not every fix session's bug report is in the run, \
+             so only fix sessions per level are known."
+                .into(),
+        ));
     }
 }
 
@@ -772,7 +779,7 @@ fn push_run(doc: &mut Vec<Block>, run: &RunMetrics, several: bool) {
                         if s.verification_passed {
                             "passed".into()
                         } else {
-                            format!("FAILED: {}", s.verification)
+                            format!("not passed — {}", s.verification)
                         },
                     ]
                 })
@@ -905,7 +912,7 @@ h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:6px}h2{margin-top
 table{border-collapse:collapse;margin:10px 0 18px;font-size:13px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}\
 th{background:#f4f5f7}td:first-child,th:first-child{text-align:left}tr:nth-child(even) td{background:#fafbfc}\
 code{background:#f2f2f2;padding:0 3px;border-radius:3px;font-size:90%}\
-.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{border:1px solid #e3e3e3;border-radius:6px;padding:4px;background:#fff}\
+.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:4px;background:#fff}\
 .chart svg{display:block;max-width:100%;height:auto}.warn{color:#a33}li{margin:3px 0}";
 
 /// A self-contained HTML page.

@@ -728,5 +728,5 @@ fn stress_results_in_the_run_are_tabled_and_charted() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Stress throughput"));
     assert!(html.contains("9100.5"));
-    assert!(html.contains("FAILED: 12 missing"));
+    assert!(html.contains("not passed — 12 missing"));
 }
