@@ -1,13 +1,525 @@
-//! Benchmark infrastructure: embedded OTLP receiver, native PostgreSQL, or docker compose.
+//! Benchmark infrastructure: where agent sessions send telemetry and where the generated
+//! apps find their database.
+//!
+//! Two ways to run it:
+//! - **Docker** (when an engine answers and `--docker` or auto-detection picks it):
+//!   `docker compose -f docker-compose.otel.yaml` runs the OpenTelemetry Collector (file
+//!   exporter into `.bench/telemetry/`), PostgreSQL 15 on 6432 and MongoDB on 6437.
+//! - **Embedded** (the default without Docker): the `otlp-receiver` crate as a detached
+//!   process on 4317/4318 writing `.bench/telemetry/`, a native PostgreSQL cluster in
+//!   `.bench/pg/data` on 6432, and `mongod` on 6437 when it is installed.
+//!
+//! Everything `up` starts is recorded under `.bench/infra/` (pid and state files) so that
+//! `status` can say what runs where and `down` stops exactly that.
+//!
+//! For `bench-run`: [`ensure_up`] starts what a session needs (reusing what runs) and
+//! returns the endpoints; [`preflight::preflight`] checks the machine.
 
-pub mod cli {
-    //! Command-line options of `cargo xtask bench-infra`.
+pub mod cli;
+pub mod docker;
+pub mod embedded;
+pub mod layout;
+pub mod preflight;
+mod process;
 
-    /// SKELETON: replaced by the crate's real options.
-    #[derive(Debug, clap::Args)]
-    pub struct Args {}
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-    pub fn run(_args: Args) -> anyhow::Result<()> {
-        anyhow::bail!("bench-infra is not built yet")
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+pub use layout::Layout;
+pub use preflight::{Check, preflight, require};
+
+/// Ports of the services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    pub otlp_grpc: u16,
+    pub otlp_http: u16,
+    pub postgres: u16,
+    pub mongodb: u16,
+}
+
+impl Default for Ports {
+    /// 4317 / 4318 (standard OTLP), 6432 (PostgreSQL), 6437 (MongoDB).
+    fn default() -> Self {
+        Ports {
+            otlp_grpc: 4317,
+            otlp_http: 4318,
+            postgres: 6432,
+            mongodb: 6437,
+        }
     }
+}
+
+impl Ports {
+    /// Defaults overridden by `BENCH_OTLP_GRPC_PORT`, `BENCH_OTLP_HTTP_PORT`,
+    /// `BENCH_PG_PORT`, `BENCH_MONGO_PORT` (unparsable values are ignored).
+    pub fn from_env() -> Ports {
+        let read = |name: &str, default: u16| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let d = Ports::default();
+        Ports {
+            otlp_grpc: read("BENCH_OTLP_GRPC_PORT", d.otlp_grpc),
+            otlp_http: read("BENCH_OTLP_HTTP_PORT", d.otlp_http),
+            postgres: read("BENCH_PG_PORT", d.postgres),
+            mongodb: read("BENCH_MONGO_PORT", d.mongodb),
+        }
+    }
+}
+
+/// What a session needs running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub otlp: bool,
+    pub postgres: bool,
+    pub mongodb: bool,
+}
+
+impl Needs {
+    /// Telemetry always; the backend's database when it has one outside the app.
+    pub fn for_backend(backend: &str) -> Needs {
+        Needs {
+            otlp: true,
+            postgres: backend == "postgres",
+            mongodb: backend == "mongodb",
+        }
+    }
+}
+
+/// How to run the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Docker when an engine answers, else embedded.
+    Auto,
+    Docker,
+    Embedded,
+}
+
+/// Something [`ensure_up`] or `up` started (as opposed to found running).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Component {
+    /// The detached receiver process.
+    OtlpReceiver {
+        pid: u32,
+    },
+    /// A receiver inside this process (no executable could run the detached one); it
+    /// stops when this process exits.
+    InProcessReceiver,
+    Postgres {
+        port: u16,
+    },
+    MongoDb {
+        pid: u32,
+    },
+    DockerCompose,
+}
+
+/// Where the services are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Infra {
+    /// `Docker` or `Embedded`.
+    pub mode: Mode,
+    /// `http://127.0.0.1:4317`: `OTEL_EXPORTER_OTLP_ENDPOINT` for protocol `grpc`.
+    pub otlp_grpc_endpoint: String,
+    /// `http://127.0.0.1:4318`: `OTEL_EXPORTER_OTLP_ENDPOINT` for `http/json` and `http/protobuf`.
+    pub otlp_http_endpoint: String,
+    /// Collector layout: `logs.jsonl`, `metrics.jsonl`, `sessions/<key>/…`.
+    pub telemetry_dir: PathBuf,
+    /// `postgres://spacetime:spacetime@127.0.0.1:<port>/spacetime` when PostgreSQL runs.
+    pub pg_url: Option<String>,
+    /// `mongodb://127.0.0.1:<port>` when MongoDB runs.
+    pub mongo_url: Option<String>,
+    pub started_now: Vec<Component>,
+}
+
+/// Options of [`ensure_up_with`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub ports: Ports,
+    pub mode: Mode,
+}
+
+impl Default for Options {
+    /// Ports from the environment; mode from `BENCH_INFRA_MODE` (`docker`, `embedded`,
+    /// `auto`), else auto (Docker when an engine answers, as `up` does).
+    fn default() -> Self {
+        let mode = match std::env::var("BENCH_INFRA_MODE").ok().as_deref() {
+            Some("docker") => Mode::Docker,
+            Some("embedded") => Mode::Embedded,
+            _ => Mode::Auto,
+        };
+        Options {
+            ports: Ports::from_env(),
+            mode,
+        }
+    }
+}
+
+/// Start what `needs` asks for (reusing whatever already runs) with [`Options::default`].
+pub fn ensure_up(root: &Path, needs: &Needs) -> Result<Infra> {
+    ensure_up_with(root, needs, &Options::default())
+}
+
+/// Start what `needs` asks for, reusing services already running for this repository
+/// (started by `up` or an earlier call), and say where they are.
+///
+/// A service already running keeps its port, whatever `options.ports` says.
+pub fn ensure_up_with(root: &Path, needs: &Needs, options: &Options) -> Result<Infra> {
+    let layout = Layout::new(root);
+    std::fs::create_dir_all(&layout.infra)
+        .with_context(|| format!("creating {}", layout.infra.display()))?;
+
+    // Docker services recorded by `up --docker` serve everyone, unless embedded is forced.
+    if options.mode != Mode::Embedded
+        && let Some(state) = docker::state(&layout)
+    {
+        return docker_infra(&layout, &state.ports, Vec::new());
+    }
+    let use_docker = match options.mode {
+        Mode::Docker => {
+            if !docker::engine_available() {
+                bail!(
+                    "Docker mode was asked for but no Docker engine answers (`docker info` fails): \
+                     start the engine, or use the embedded services (BENCH_INFRA_MODE=embedded / --embedded)"
+                );
+            }
+            true
+        }
+        Mode::Auto => docker::engine_available(),
+        Mode::Embedded => false,
+    };
+    if use_docker {
+        docker::up(&layout, &options.ports)?;
+        return docker_infra(&layout, &options.ports, vec![Component::DockerCompose]);
+    }
+
+    let mut started_now = Vec::new();
+    std::fs::create_dir_all(&layout.telemetry)
+        .with_context(|| format!("creating {}", layout.telemetry.display()))?;
+    let (grpc, http) = if needs.otlp {
+        match embedded::start_receiver(&layout, options.ports.otlp_grpc, options.ports.otlp_http)? {
+            Some((state, now)) => {
+                if now {
+                    started_now.push(Component::OtlpReceiver { pid: state.pid });
+                }
+                (state.grpc_addr, state.http_addr)
+            }
+            None => {
+                let (grpc, http, now) = in_process_receiver(&layout, &options.ports)?;
+                if now {
+                    started_now.push(Component::InProcessReceiver);
+                }
+                (grpc, http)
+            }
+        }
+    } else if let Some(state) = embedded::running_receiver(&layout) {
+        (state.grpc_addr, state.http_addr)
+    } else {
+        (
+            process::loopback(options.ports.otlp_grpc),
+            process::loopback(options.ports.otlp_http),
+        )
+    };
+
+    let pg_url = if needs.postgres {
+        let (state, now) = embedded::start_postgres(&layout, options.ports.postgres)?;
+        if now {
+            started_now.push(Component::Postgres { port: state.port });
+        }
+        Some(state.url)
+    } else {
+        running_postgres_url(&layout)
+    };
+
+    let mongo_url = if needs.mongodb {
+        let (state, now) = embedded::start_mongo(&layout, options.ports.mongodb)?;
+        if now {
+            started_now.push(Component::MongoDb { pid: state.pid });
+        }
+        Some(state.url)
+    } else {
+        embedded::running_mongo(&layout).map(|s| s.url)
+    };
+
+    Ok(Infra {
+        mode: Mode::Embedded,
+        otlp_grpc_endpoint: format!("http://{grpc}"),
+        otlp_http_endpoint: format!("http://{http}"),
+        telemetry_dir: layout.telemetry.clone(),
+        pg_url,
+        mongo_url,
+        started_now,
+    })
+}
+
+fn docker_infra(layout: &Layout, ports: &Ports, started_now: Vec<Component>) -> Result<Infra> {
+    let creds = bench_pg::Credentials::default();
+    Ok(Infra {
+        mode: Mode::Docker,
+        otlp_grpc_endpoint: format!("http://{}", process::loopback(ports.otlp_grpc)),
+        otlp_http_endpoint: format!("http://{}", process::loopback(ports.otlp_http)),
+        telemetry_dir: layout.telemetry.clone(),
+        pg_url: Some(format!(
+            "postgres://{}:{}@127.0.0.1:{}/{}",
+            creds.user, creds.password, ports.postgres, creds.database
+        )),
+        mongo_url: Some(format!("mongodb://127.0.0.1:{}", ports.mongodb)),
+        started_now,
+    })
+}
+
+fn running_postgres_url(layout: &Layout) -> Option<String> {
+    bench_pg::PgCluster::running(&layout.pg_data).ok()??;
+    let state: embedded::PostgresState = bench_formats::read_json(&layout.pg_state()).ok()?;
+    Some(state.url)
+}
+
+/// Receivers running inside this process, by telemetry folder.
+static IN_PROCESS: Mutex<Vec<otlp_receiver::ReceiverHandle>> = Mutex::new(Vec::new());
+
+fn in_process_receiver(
+    layout: &Layout,
+    ports: &Ports,
+) -> Result<(std::net::SocketAddr, std::net::SocketAddr, bool)> {
+    let mut receivers = IN_PROCESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(handle) = receivers.iter().find(|h| h.dir() == layout.telemetry) {
+        return Ok((handle.grpc_addr(), handle.http_addr(), false));
+    }
+    let handle = otlp_receiver::Receiver::start(otlp_receiver::ReceiverConfig {
+        dir: layout.telemetry.clone(),
+        grpc_addr: process::loopback(ports.otlp_grpc),
+        http_addr: process::loopback(ports.otlp_http),
+    })?;
+    let addrs = (handle.grpc_addr(), handle.http_addr(), true);
+    receivers.push(handle);
+    Ok(addrs)
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub infra: Infra,
+    /// Things worth telling the user (e.g. MongoDB not available).
+    pub notes: Vec<String>,
+}
+
+/// `bench-infra up`: everything (telemetry, PostgreSQL unless `postgres` is false, MongoDB
+/// when it can run), in `mode`.
+pub fn up(root: &Path, mode: Mode, ports: &Ports, postgres: bool) -> Result<UpReport> {
+    let layout = Layout::new(root);
+    let mut notes = Vec::new();
+    let mode = match mode {
+        Mode::Auto => {
+            if docker::engine_available() {
+                Mode::Docker
+            } else {
+                notes.push("no Docker engine answers: running the embedded services".to_string());
+                Mode::Embedded
+            }
+        }
+        other => other,
+    };
+    let mongodb = match mode {
+        Mode::Embedded => {
+            let available =
+                embedded::mongod_on_path().is_some() || embedded::running_mongo(&layout).is_some();
+            if !available {
+                notes.push(embedded::MONGO_UNAVAILABLE.to_string());
+            }
+            available
+        }
+        _ => true,
+    };
+    let needs = Needs {
+        otlp: true,
+        postgres,
+        mongodb,
+    };
+    let infra = ensure_up_with(
+        root,
+        &needs,
+        &Options {
+            ports: ports.clone(),
+            mode,
+        },
+    )?;
+    if infra.started_now.contains(&Component::InProcessReceiver) {
+        notes.push(
+            "the OTLP receiver runs inside this process and stops with it \
+             (run `cargo xtask bench-infra up` to keep one running)"
+                .to_string(),
+        );
+    }
+    Ok(UpReport { infra, notes })
+}
+
+/// `bench-infra down`: stop what `up` (or [`ensure_up`]) started, as recorded under
+/// `.bench/infra/`. Returns one line per service stopped.
+pub fn down(root: &Path) -> Result<Vec<String>> {
+    let layout = Layout::new(root);
+    let mut stopped = Vec::new();
+    if docker::down(&layout)? {
+        stopped.push(format!("docker compose project {}", docker::PROJECT));
+    }
+    if let Some(pid) = embedded::stop_receiver(&layout)? {
+        stopped.push(format!("OTLP receiver (pid {pid})"));
+    }
+    if let Some(port) = embedded::stop_postgres(&layout)? {
+        stopped.push(format!(
+            "PostgreSQL (port {port}, data {})",
+            layout.show(&layout.pg_data)
+        ));
+    }
+    if let Some(pid) = embedded::stop_mongo(&layout)? {
+        stopped.push(format!("mongod (pid {pid})"));
+    }
+    Ok(stopped)
+}
+
+/// One service in [`Status`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// Addresses or URLs it serves.
+    pub endpoints: Vec<String>,
+    /// Whether its port accepts connections right now.
+    pub reachable: bool,
+    /// Where it keeps or writes data.
+    pub data: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub note: Option<String>,
+}
+
+/// `bench-infra status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub state_dir: PathBuf,
+    pub docker_engine: bool,
+    /// Set when `up --docker` started the compose project.
+    pub docker: Option<docker::DockerState>,
+    pub otlp: ServiceStatus,
+    pub postgres: ServiceStatus,
+    pub mongodb: ServiceStatus,
+}
+
+pub fn status(root: &Path) -> Result<Status> {
+    let layout = Layout::new(root);
+    let docker_state = docker::state(&layout);
+    let docker_engine = docker::engine_available();
+    if let Some(state) = &docker_state {
+        let service = |port: u16, endpoints: Vec<String>, data: Option<PathBuf>| ServiceStatus {
+            running: true,
+            pid: None,
+            endpoints,
+            reachable: process::reachable(process::loopback(port)),
+            data,
+            log: None,
+            note: Some(format!("docker compose project {}", state.project)),
+        };
+        let p = &state.ports;
+        return Ok(Status {
+            state_dir: layout.state.clone(),
+            docker_engine,
+            otlp: service(
+                p.otlp_http,
+                vec![
+                    format!("grpc 127.0.0.1:{}", p.otlp_grpc),
+                    format!("http 127.0.0.1:{}", p.otlp_http),
+                ],
+                Some(layout.telemetry.clone()),
+            ),
+            postgres: service(p.postgres, vec![format!("127.0.0.1:{}", p.postgres)], None),
+            mongodb: service(p.mongodb, vec![format!("127.0.0.1:{}", p.mongodb)], None),
+            docker: docker_state,
+        });
+    }
+
+    let otlp = match embedded::running_receiver(&layout) {
+        Some(state) => ServiceStatus {
+            running: true,
+            pid: Some(state.pid),
+            endpoints: vec![
+                format!("grpc {}", state.grpc_addr),
+                format!("http {}", state.http_addr),
+            ],
+            reachable: process::reachable(state.grpc_addr) && process::reachable(state.http_addr),
+            data: Some(state.telemetry_dir),
+            log: Some(state.log_file),
+            note: None,
+        },
+        None => ServiceStatus {
+            data: Some(layout.telemetry.clone()),
+            note: Some("not running (start: cargo xtask bench-infra up)".into()),
+            ..Default::default()
+        },
+    };
+
+    let postgres = match bench_pg::PgCluster::running(&layout.pg_data)? {
+        Some(server) => {
+            let url: Option<String> =
+                bench_formats::read_json::<embedded::PostgresState>(&layout.pg_state())
+                    .ok()
+                    .map(|s| s.url);
+            ServiceStatus {
+                running: true,
+                pid: Some(server.pid),
+                endpoints: url
+                    .into_iter()
+                    .chain(std::iter::once(format!("127.0.0.1:{}", server.port)))
+                    .collect(),
+                reachable: process::reachable(process::loopback(server.port)),
+                data: Some(layout.pg_data.clone()),
+                log: Some(layout.pg_data.join("bench-pg.log")),
+                note: None,
+            }
+        }
+        None => ServiceStatus {
+            data: layout
+                .pg_data
+                .join("PG_VERSION")
+                .is_file()
+                .then(|| layout.pg_data.clone()),
+            note: Some("not running (start: cargo xtask bench-infra up)".into()),
+            ..Default::default()
+        },
+    };
+
+    let mongodb = match embedded::running_mongo(&layout) {
+        Some(state) => ServiceStatus {
+            running: true,
+            pid: Some(state.pid),
+            endpoints: vec![state.url.clone()],
+            reachable: process::reachable(process::loopback(state.port)),
+            data: Some(state.data_dir),
+            log: Some(state.log_file),
+            note: None,
+        },
+        None => ServiceStatus {
+            note: Some(if embedded::mongod_on_path().is_some() {
+                "not running (start: cargo xtask bench-infra up)".into()
+            } else {
+                embedded::MONGO_UNAVAILABLE.into()
+            }),
+            ..Default::default()
+        },
+    };
+
+    Ok(Status {
+        state_dir: layout.state.clone(),
+        docker_engine,
+        docker: None,
+        otlp,
+        postgres,
+        mongodb,
+    })
 }
