@@ -41,6 +41,9 @@ pub struct Args {
     /// Print the content version (sha256 of levels, prompts, backends, grading) and exit.
     #[arg(long)]
     pub version_only: bool,
+    /// Print a blank GRADING_RESULTS.md for an app of this backend at --level, and exit.
+    #[arg(long, value_name = "BACKEND", conflicts_with = "show")]
+    pub grading_sheet: Option<String>,
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -52,6 +55,10 @@ pub fn run(args: Args) -> Result<()> {
     let content = Content::load_sources(&root)?;
     if args.version_only {
         println!("{}", content.version());
+        return Ok(());
+    }
+    if let Some(backend) = &args.grading_sheet {
+        print!("{}", content.grading_sheet(args.level, backend)?);
         return Ok(());
     }
     if let Some(backend) = &args.show {

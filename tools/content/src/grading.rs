@@ -111,7 +111,10 @@ pub fn grading_sheet(levels: &Levels, level: u32, backend: &str) -> Result<Strin
     let features = levels.features_up_to(level)?;
     let mut s = String::new();
     let _ = writeln!(s, "# Grading Results — Level {level} ({backend})\n");
-    let _ = writeln!(s, "**App:** \n**Graded at:** \n**Grader:** \n");
+    let _ = writeln!(
+        s,
+        "**App:** (app folder)\n**Graded at:** (date and time, UTC)\n**Grader:** (name or tool)\n"
+    );
     let _ = writeln!(
         s,
         "Score each feature 0–3 by `grading/rubric.md`, following `grading/test-plans.md`; fill the TOTAL row.\n"

@@ -149,6 +149,7 @@ fn checked_in_renderings_are_current() {
         run_index: 0,
         composed: false,
         version_only: false,
+        grading_sheet: None,
     })
     .unwrap();
 }
@@ -863,4 +864,47 @@ fn broken_backend_files_give_clear_errors() {
     let e = load_err(copy.path());
     assert!(e.contains("no value for {{dashboard_url}}"), "{e}");
     assert!(e.contains("backends/spacetime/guide-guided.md"), "{e}");
+}
+
+#[test]
+fn guides_have_the_same_structure_on_every_backend() {
+    let c = content();
+    let root = repo_root();
+    let headings = |rel: &Path| -> Vec<String> {
+        std::fs::read_to_string(root.join(rel))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("## "))
+            // `## Phase 1: the module` / `## Phase 1: the server`: same section.
+            .map(|l| l.split(':').next().unwrap_or(l).to_string())
+            .collect()
+    };
+    for rules in Rules::ALL {
+        let mut shapes = Vec::new();
+        let mut sizes = Vec::new();
+        for b in c.backends() {
+            let path = b.guide_path(rules);
+            shapes.push((b.name.clone(), headings(&path)));
+            sizes.push(std::fs::read_to_string(root.join(&path)).unwrap().len());
+        }
+        for (name, h) in &shapes[1..] {
+            assert_eq!(
+                h, &shapes[0].1,
+                "{rules} guide of {name} vs {}",
+                shapes[0].0
+            );
+        }
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(
+            *max as f64 <= *min as f64 * 1.3,
+            "{rules} guides differ too much in length: {sizes:?}"
+        );
+    }
+    // Every backend's language file names its title and colours.
+    for b in c.backends() {
+        let text = std::fs::read_to_string(root.join(b.language_path())).unwrap();
+        for p in ["{{app_title}}", "{{brand_primary}}", "{{brand_accent}}"] {
+            assert!(text.contains(p), "{}: {p}", b.name);
+        }
+    }
 }
