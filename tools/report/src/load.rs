@@ -301,6 +301,27 @@ fn load_session(dir: &Path, backend: &str, warnings: &mut Vec<String>) -> Option
             return None;
         }
     };
+    if let Some(status) = summary.status.as_deref()
+        && status != "ok"
+    {
+        warnings.push(format!(
+            "session {run_id}: cost-summary.json status is `{status}`; its figures may be incomplete"
+        ));
+    }
+    if let Some(rec) = &summary.reconciliation
+        && rec.status != "ok"
+    {
+        warnings.push(format!(
+            "session {run_id}: cost sources reconcile as `{}` (trusted: {}){}",
+            rec.status,
+            rec.trusted_source,
+            if rec.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", rec.warnings.join("; "))
+            }
+        ));
+    }
     let metadata_path = dir.join("metadata.json");
     let metadata: Option<SessionMetadata> = if metadata_path.is_file() {
         match read_json(&metadata_path) {

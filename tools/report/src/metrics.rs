@@ -176,6 +176,9 @@ pub struct SessionRow {
     pub agent_seconds: f64,
     pub wall_clock_seconds: Option<f64>,
     pub bugs: Option<u32>,
+    /// How the session ended (`completed`, `failed`, `timeout`, …), when recorded.
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
 
 /// Computes a backend's figures. `loc` is counted by the caller (it needs the rules).
@@ -393,6 +396,11 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
             agent_seconds: s.summary.total_duration_sec,
             wall_clock_seconds: s.wall_clock_sec(),
             bugs: if s.phase == Phase::Fix { *bugs } else { None },
+            outcome: s.metadata.as_ref().and_then(|m| {
+                m.outcome
+                    .clone()
+                    .or_else(|| m.exit_code.map(|c| format!("exit {c}")))
+            }),
         })
         .collect();
 

@@ -356,8 +356,18 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
         }
     }
 
+    let level_names: BTreeMap<u32, String> = data
+        .bugs_by_level
+        .iter()
+        .filter_map(|row| {
+            Some((
+                row.get("level")?.as_u64()? as u32,
+                row.get("feature")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
     for run in &data.runs {
-        push_run(&mut doc, run, several);
+        push_run(&mut doc, run, several, &level_names);
     }
 
     doc.push(Block::Heading(2, "How the figures are computed".into()));
@@ -625,7 +635,12 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
     }
 }
 
-fn push_run(doc: &mut Vec<Block>, run: &RunMetrics, several: bool) {
+fn push_run(
+    doc: &mut Vec<Block>,
+    run: &RunMetrics,
+    several: bool,
+    level_names: &BTreeMap<u32, String>,
+) {
     doc.push(Block::Heading(2, format!("Run {}", run.name)));
     doc.push(Block::Para(format!(
         "Directory `{}`; variant {}; model {}.",
@@ -682,7 +697,10 @@ fn push_run(doc: &mut Vec<Block>, run: &RunMetrics, several: bool) {
             .iter()
             .map(|l| {
                 vec![
-                    l.level.to_string(),
+                    match level_names.get(&l.level) {
+                        Some(name) => format!("{} {name}", l.level),
+                        None => l.level.to_string(),
+                    },
                     usd(l.upgrade_cost),
                     usd(l.fix_cost),
                     usd(l.cost),
@@ -729,6 +747,7 @@ fn push_run(doc: &mut Vec<Block>, run: &RunMetrics, several: bool) {
                     format!("{:.1}", s.agent_seconds),
                     s.wall_clock_seconds
                         .map_or("?".into(), |w| format!("{w:.0}")),
+                    s.outcome.clone().unwrap_or_else(|| "?".into()),
                 ]
             })
             .collect();

@@ -730,3 +730,34 @@ fn stress_results_in_the_run_are_tabled_and_charted() {
     assert!(html.contains("9100.5"));
     assert!(html.contains("not passed — 12 missing"));
 }
+
+#[test]
+fn grading_results_give_the_feature_score_and_summary_status_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_run(tmp.path(), RUN);
+    std::fs::write(
+        dir.join("postgres/results/chat-app-20260406-153732/GRADING_RESULTS.md"),
+        "# Grading\n\n| Feature | Score | Max |\n|---|---|---|\n| 1 Basic chat | 3 | 3 |\n\
+         | 2 Typing | 2 | 3 |\n| 3 Receipts | 1.5 | 3 |\n| **TOTAL** | **6.5** | **9** |\n",
+    )
+    .unwrap();
+    edit_json(
+        &dir.join(
+            "spacetime/telemetry/spacetime-upgrade-to-level4-20260407-091539/cost-summary.json",
+        ),
+        |v| v["status"] = "partial".into(),
+    );
+    let m = metrics_of(&dir);
+    let score = m.backends["postgres"].feature_score.unwrap();
+    assert_eq!((score.score, score.max), (6.5, Some(9.0)));
+    assert!(m.backends["spacetime"].feature_score.is_none());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("spacetime-upgrade-to-level4") && w.contains("`partial`"))
+    );
+    let d = data::build(vec![m], None, 1, &Default::default(), "t".into());
+    assert_eq!(d.statistics["postgres"]["feature_score"].mean, 6.5);
+    let md = bench_report::render::to_markdown(&bench_report::render::document(&d, false));
+    assert!(md.contains("| Feature score | 6.5 | — |"), "{md}");
+}
