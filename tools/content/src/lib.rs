@@ -407,6 +407,14 @@ impl Content {
             "previous_level".into(),
             req.level.saturating_sub(1).to_string(),
         );
+        vars.insert(
+            "built_levels".into(),
+            match req.level {
+                0 | 1 => "nothing yet".to_string(),
+                2 => "level 1".to_string(),
+                n => format!("levels 1 to {}", n - 1),
+            },
+        );
         vars.insert("phase".into(), req.phase.as_str().into());
         vars.insert("rules".into(), req.rules.as_str().into());
         vars.insert(

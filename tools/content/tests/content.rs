@@ -272,19 +272,25 @@ fn fix_prompts_point_at_the_bug_report_and_the_log_format() {
 #[test]
 fn upgrade_delta_holds_only_the_new_feature_with_contract_strings() {
     let c = content();
-    let p = c
+    let req = PromptRequest {
+        backend: "mongodb",
+        phase: Phase::Upgrade,
+        level: 4,
+        rules: Rules::Guided,
+        composed: false,
+        ui_contracts: true,
+        vars: run_vars("mongodb", 0),
+    };
+    let p = c.session_prompt(&req).unwrap();
+    assert!(p.text.contains("# Level 4: Message reactions"));
+    assert!(p.text.contains("implements levels 1 to 3 of"));
+    let l2 = c
         .session_prompt(&PromptRequest {
-            backend: "mongodb",
-            phase: Phase::Upgrade,
-            level: 4,
-            rules: Rules::Guided,
-            composed: false,
-            ui_contracts: true,
-            vars: run_vars("mongodb", 0),
+            level: 2,
+            ..req.clone()
         })
         .unwrap();
-    assert!(p.text.contains("# Level 4: Message reactions"));
-    assert!(p.text.contains("levels 1 to 3"));
+    assert!(l2.text.contains("implements level 1 of its specification"));
     assert!(p.text.contains("Button `React`"));
     assert!(!p.text.contains("Feature 6: Ephemeral messages"));
     assert!(p.text.contains("UPGRADE_COMPLETE"));
