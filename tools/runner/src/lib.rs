@@ -1,13 +1,20 @@
 //! Agent sessions (generate, upgrade, fix) driven through the Claude Code CLI.
+//!
+//! `cargo xtask bench-run` ([`cli`]) runs one session: it lays out the run folder
+//! ([`layout`]), assembles the prompt from the benchmark content, snapshots the app before an
+//! upgrade ([`snapshot`]), runs the agent CLI with its telemetry pointed at the embedded OTLP
+//! receiver ([`session`]), and afterwards — however the agent ended — writes the session's
+//! metadata, updates the app's state and computes its cost with `bench-telemetry`
+//! ([`run`]). The harness traces its own steps ([`trace`]). With `--rehearse`, the real agent
+//! CLI talks to an in-process scripted API instead of Anthropic's ([`scripted_api`]).
 
-pub mod cli {
-    //! Command-line options of `cargo xtask bench-run`.
+pub mod agent;
+pub mod cli;
+pub mod layout;
+pub mod run;
+pub mod session;
+pub mod snapshot;
+pub mod trace;
 
-    /// SKELETON: replaced by the crate's real options.
-    #[derive(Debug, clap::Args)]
-    pub struct Args {}
-
-    pub fn run(_args: Args) -> anyhow::Result<()> {
-        anyhow::bail!("bench-run is not built yet")
-    }
-}
+pub use run::{ModelSource, RunOptions, SessionReport, Task, TelemetrySink, run_session};
+pub use session::Cancel;

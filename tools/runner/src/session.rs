@@ -1,0 +1,487 @@
+//! Running the agent CLI for one session: its command line and environment, its transcript,
+//! progress on the terminal, and how it ends (exit, timeout, interruption).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The agent's stream-json transcript, inside the session folder.
+pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
+/// The agent's standard error, inside the session folder.
+pub const STDERR_FILE: &str = "agent-stderr.log";
+
+/// A flag that stops a running session (as Ctrl-C would), from any thread.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How the agent process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited by itself (with `exit_code`, or killed by a signal nobody here sent).
+    Exited,
+    /// The harness stopped it at the time limit.
+    Timeout,
+    /// The harness stopped it on Ctrl-C / SIGTERM / [`Cancel`].
+    Interrupted,
+}
+
+/// What the transcript showed while the agent ran.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Distinct assistant messages (model responses).
+    pub assistant_messages: u64,
+    /// Tool calls the agent made.
+    pub tool_calls: u64,
+    /// The last assistant message id seen.
+    last_message_id: Option<String>,
+    /// Whether the completion marker appeared in an assistant text or the final result.
+    pub marker_seen: bool,
+    /// The CLI's final `result` object, if it printed one.
+    pub result: Option<Value>,
+    /// The CLI version from the `system`/`init` line.
+    pub cli_version: Option<String>,
+    /// Transcript lines that were not JSON.
+    pub non_json_lines: u64,
+}
+
+impl Live {
+    fn observe(&mut self, line: &str, marker: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            if !line.trim().is_empty() {
+                self.non_json_lines += 1;
+            }
+            return;
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("system") => {
+                if let Some(version) = v.get("claude_code_version").and_then(Value::as_str) {
+                    self.cli_version = Some(version.to_owned());
+                }
+            }
+            Some("assistant") => {
+                let id = v
+                    .pointer("/message/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if id.is_none() || id != self.last_message_id {
+                    self.assistant_messages += 1;
+                    self.last_message_id = id;
+                }
+                if let Some(blocks) = v.pointer("/message/content").and_then(Value::as_array) {
+                    for block in blocks {
+                        match block.get("type").and_then(Value::as_str) {
+                            Some("tool_use") => self.tool_calls += 1,
+                            Some("text")
+                                if block
+                                    .get("text")
+                                    .and_then(Value::as_str)
+                                    .is_some_and(|t| t.contains(marker)) =>
+                            {
+                                self.marker_seen = true;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Some("result") => {
+                if v.get("result")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.contains(marker))
+                {
+                    self.marker_seen = true;
+                }
+                self.result = Some(v);
+            }
+            _ => {}
+        }
+    }
+
+    /// The CLI's own total cost, from its result line.
+    pub fn result_cost(&self) -> Option<f64> {
+        self.result
+            .as_ref()
+            .and_then(|r| r.get("total_cost_usd"))
+            .and_then(Value::as_f64)
+    }
+}
+
+/// Everything needed to start the agent for one session.
+#[derive(Debug, Clone)]
+pub struct AgentInvocation {
+    pub agent_bin: PathBuf,
+    /// The agent works here (the app folder).
+    pub app_dir: PathBuf,
+    /// Transcript and stderr go here.
+    pub session_dir: PathBuf,
+    pub prompt: String,
+    pub model: String,
+    /// The session id the harness chose (`--session-id`).
+    pub session_id: String,
+    /// Fork this earlier session (`--resume <id> --fork-session`).
+    pub resume_from: Option<String>,
+    pub max_budget_usd: Option<f64>,
+    pub timeout: Option<Duration>,
+    /// Environment added to the harness's own.
+    pub env: Vec<(String, String)>,
+    /// Variables of the harness's environment the agent must not see.
+    pub env_remove: Vec<String>,
+    /// The text the agent prints when done.
+    pub marker: String,
+}
+
+impl AgentInvocation {
+    /// The CLI arguments (the prompt goes on standard input).
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--print",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--dangerously-skip-permissions",
+            "--model",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.push(self.model.clone());
+        args.push("--session-id".to_owned());
+        args.push(self.session_id.clone());
+        if let Some(previous) = &self.resume_from {
+            args.extend([
+                "--resume".to_owned(),
+                previous.clone(),
+                "--fork-session".to_owned(),
+            ]);
+        }
+        if let Some(budget) = self.max_budget_usd {
+            args.push("--max-budget-usd".to_owned());
+            args.push(format!("{budget}"));
+        }
+        args
+    }
+}
+
+/// How the agent ended, and what it showed.
+#[derive(Debug, Clone)]
+pub struct AgentExit {
+    pub ending: Ending,
+    /// The process's exit code (`None` if a signal ended it).
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    pub live: Live,
+    pub wall_clock: Duration,
+    pub started: chrono::DateTime<chrono::Local>,
+    pub ended: chrono::DateTime<chrono::Local>,
+}
+
+/// What the progress line shows besides elapsed time and turns.
+pub type CostProbe = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
+
+/// Runs the agent to its end. `cancel` (and Ctrl-C / SIGTERM) stop it early; the time limit
+/// too. In every case the agent's whole process group is stopped (see `stop_group`) and the
+/// function returns normally with how it ended, so the caller can finalize the session.
+pub async fn run_agent(
+    inv: &AgentInvocation,
+    cancel: &Cancel,
+    cost_probe: Option<CostProbe>,
+    show_progress: bool,
+) -> Result<AgentExit> {
+    use std::os::unix::process::ExitStatusExt;
+
+    let transcript_path = inv.session_dir.join(TRANSCRIPT_FILE);
+    let mut transcript = tokio::fs::File::create(&transcript_path)
+        .await
+        .with_context(|| format!("cannot create {}", transcript_path.display()))?;
+    let stderr_path = inv.session_dir.join(STDERR_FILE);
+    let mut stderr_file = tokio::fs::File::create(&stderr_path)
+        .await
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+
+    let mut cmd = tokio::process::Command::new(&inv.agent_bin);
+    cmd.args(inv.args())
+        .current_dir(&inv.app_dir)
+        .envs(inv.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for name in &inv.env_remove {
+        cmd.env_remove(name);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+
+    let started = chrono::Local::now();
+    let clock = Instant::now();
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start the agent CLI {} (check --agent-bin)",
+            inv.agent_bin.display()
+        )
+    })?;
+    let pid = child
+        .id()
+        .context("the agent exited before it could be watched")? as i32;
+
+    // The prompt goes in on stdin; closing it tells the CLI the prompt is complete.
+    if let Some(mut stdin) = child.stdin.take() {
+        let prompt = inv.prompt.clone();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(prompt.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+
+    let live = Arc::new(Mutex::new(Live::default()));
+    let stdout = child.stdout.take().context("agent stdout not captured")?;
+    let stdout_task = {
+        let live = live.clone();
+        let marker = inv.marker.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut write_error = None;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if write_error.is_none() {
+                    let written = async {
+                        transcript.write_all(line.as_bytes()).await?;
+                        transcript.write_all(b"\n").await?;
+                        transcript.flush().await
+                    }
+                    .await;
+                    if let Err(e) = written {
+                        write_error = Some(e);
+                    }
+                }
+                if let Ok(mut l) = live.lock() {
+                    l.observe(&line, &marker);
+                }
+            }
+            write_error
+        })
+    };
+    let stderr = child.stderr.take().context("agent stderr not captured")?;
+    let stderr_task = tokio::spawn(async move {
+        let mut reader = BufReader::new(stderr);
+        let _ = tokio::io::copy(&mut reader, &mut stderr_file).await;
+        let _ = stderr_file.flush().await;
+    });
+
+    let progress = show_progress.then(|| spinner(inv));
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot watch for Ctrl-C")?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    let deadline = inv.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_cost: Option<f64> = None;
+    let mut last_probe = Instant::now() - Duration::from_secs(10);
+
+    let mut ending = Ending::Exited;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("cannot wait for the agent")?,
+            _ = sigint.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
+            _ = sigterm.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
+            _ = cancel.cancelled() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => { ending = Ending::Timeout; break stop_group(&mut child, pid).await?; }
+            _ = tick.tick() => {
+                if let Some(pb) = &progress {
+                    if let Some(probe) = &cost_probe
+                        && last_probe.elapsed() >= Duration::from_secs(2)
+                    {
+                        last_probe = Instant::now();
+                        let probe = probe.clone();
+                        if let Ok(Some(c)) = tokio::task::spawn_blocking(move || probe()).await {
+                            last_cost = Some(c);
+                        }
+                    }
+                    let (turns, tools) = live
+                        .lock()
+                        .map(|l| (l.assistant_messages, l.tool_calls))
+                        .unwrap_or_default();
+                    let cost = last_cost.map_or("–".to_owned(), |c| format!("${c:.4}"));
+                    pb.set_message(format!("turns {turns} · tool calls {tools} · cost so far {cost}"));
+                }
+            }
+        }
+    };
+    // Whatever the agent left running in its group (dev servers, watchers) goes with it.
+    signal_group(pid, libc::SIGTERM);
+
+    // The transcript ends when the pipe closes; a process that escaped the group could keep
+    // it open, so do not wait forever.
+    let write_error = match tokio::time::timeout(Duration::from_secs(10), stdout_task).await {
+        Ok(Ok(e)) => e,
+        _ => None,
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), stderr_task).await;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if let Some(e) = write_error {
+        eprintln!(
+            "warning: the transcript {} could not be fully written: {e}",
+            transcript_path.display()
+        );
+    }
+    let live = live.lock().map(|l| l.clone()).unwrap_or_default();
+    Ok(AgentExit {
+        ending,
+        exit_code: status.code(),
+        signal: status.signal(),
+        live,
+        wall_clock: clock.elapsed(),
+        started,
+        ended: chrono::Local::now(),
+    })
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Stops the agent's process group: SIGINT first (the CLI then ends its turn, prints its
+/// result and flushes its telemetry, as on Ctrl-C), SIGTERM if it is still running after a
+/// grace period, SIGKILL last. Returns its exit status.
+async fn stop_group(
+    child: &mut tokio::process::Child,
+    pgid: i32,
+) -> Result<std::process::ExitStatus> {
+    for (signal, grace) in [
+        (libc::SIGINT, Duration::from_secs(10)),
+        (libc::SIGTERM, Duration::from_secs(5)),
+    ] {
+        signal_group(pgid, signal);
+        if let Ok(status) = tokio::time::timeout(grace, child.wait()).await {
+            return status.context("cannot wait for the agent");
+        }
+    }
+    signal_group(pgid, libc::SIGKILL);
+    child.wait().await.context("cannot wait for the agent")
+}
+
+fn spinner(inv: &AgentInvocation) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    let style =
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    pb.set_style(style);
+    pb.set_prefix(format!("agent session {}", short(&inv.session_id)));
+    pb.set_message("starting…");
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Reads a transcript file back (for sessions whose process state is gone).
+pub fn read_transcript(path: &Path, marker: &str) -> Result<Live> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut live = Live::default();
+    for line in text.lines() {
+        live.observe(line, marker);
+    }
+    Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_lines_update_turns_tools_marker_and_result() {
+        let mut live = Live::default();
+        let lines = [
+            r#"{"type":"system","subtype":"init","claude_code_version":"2.1.197"}"#,
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"Working"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"tool_use","name":"Write","input":{}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"ok"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m2","content":[{"type":"text","text":"All done. DEPLOY_COMPLETE"}]}}"#,
+            "not json",
+            r#"{"type":"result","subtype":"success","result":"All done. DEPLOY_COMPLETE","total_cost_usd":0.25}"#,
+        ];
+        for line in lines {
+            live.observe(line, "DEPLOY_COMPLETE");
+        }
+        assert_eq!(live.assistant_messages, 2);
+        assert_eq!(live.tool_calls, 1);
+        assert!(live.marker_seen);
+        assert_eq!(live.result_cost(), Some(0.25));
+        assert_eq!(live.cli_version.as_deref(), Some("2.1.197"));
+        assert_eq!(live.non_json_lines, 1);
+
+        let mut other = Live::default();
+        other.observe(lines[4], "FIX_COMPLETE");
+        assert!(!other.marker_seen);
+    }
+
+    #[test]
+    fn arguments_fork_and_cap_the_session() {
+        let inv = AgentInvocation {
+            agent_bin: "claude".into(),
+            app_dir: ".".into(),
+            session_dir: ".".into(),
+            prompt: "p".into(),
+            model: "claude-sonnet-4-6".into(),
+            session_id: "new".into(),
+            resume_from: Some("old".into()),
+            max_budget_usd: Some(2.5),
+            timeout: None,
+            env: vec![],
+            env_remove: vec![],
+            marker: "X".into(),
+        };
+        let args = inv.args().join(" ");
+        assert!(args.contains("--output-format stream-json --verbose"));
+        assert!(args.contains("--session-id new --resume old --fork-session"));
+        assert!(args.ends_with("--max-budget-usd 2.5"));
+    }
+}
