@@ -418,3 +418,130 @@ fn is_kebab(s: &str) -> bool {
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid two-feature, two-level file to break in small ways.
+    fn small() -> String {
+        let feature = |id: u32, key: &str| {
+            format!(
+                r#"
+[[feature]]
+id = {id}
+key = "{key}"
+name = "Feature {id}"
+max_score = 3
+summary = "What it is for."
+spec = "prompts/features/{id:02}-{key}.md"
+behaviours = ["It works."]
+
+[[feature.ui]]
+kind = "button"
+text = "Go"
+on = "the form"
+
+[[feature.test]]
+actor = "alice"
+action = "Click `Go`."
+bob = "He sees it."
+within_s = 2
+
+[[feature.test]]
+actor = "bob"
+action = "Refresh."
+bob = "Still there."
+"#
+            )
+        };
+        format!(
+            "schema = 1\n{}{}\n[[level]]\nnumber = 1\nname = \"One\"\nfeatures = [1]\n\n[[level]]\nnumber = 2\nname = \"Two\"\nfeatures = [2]\n",
+            feature(1, "first"),
+            feature(2, "second")
+        )
+    }
+
+    fn problems_of(text: &str) -> String {
+        match Levels::parse(text, "t.toml", None) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_small_file_is_valid() {
+        let l = Levels::parse(&small(), "t.toml", None).unwrap();
+        assert_eq!(l.features_up_to(2).unwrap().len(), 2);
+        assert_eq!(l.level_of(2).unwrap().number, 2);
+        assert_eq!(l.features[0].test[0].within_s, Some(2.0));
+    }
+
+    #[test]
+    fn each_rule_names_what_is_wrong() {
+        let cases = [
+            (
+                small().replace("features = [2]", "features = [1, 2]"),
+                vec![
+                    "level 2: feature 1 is already added by level 1",
+                    "level 2: feature 1 is out of order",
+                ],
+            ),
+            (
+                small().replace("features = [2]", "features = []"),
+                vec![
+                    "level 2: adds no features",
+                    "feature 2 (second): no level adds it",
+                ],
+            ),
+            (
+                small().replace("features = [2]", "features = [9]"),
+                vec!["level 2: feature 9 does not exist (features are 1..=2)"],
+            ),
+            (
+                small().replace("key = \"second\"", "key = \"Second Feature\""),
+                vec![
+                    "key must be lower-case kebab-case",
+                    "spec must be \"prompts/features/02-Second Feature.md\"",
+                ],
+            ),
+            (
+                small()
+                    .replacen(
+                        "actor = \"bob\"\naction = \"Refresh.\"\nbob = \"Still there.\"",
+                        "actor = \"alice\"\naction = \"Refresh.\"\nalice = \"Still there.\"",
+                        1,
+                    )
+                    .replacen("bob = \"He sees it.\"", "alice = \"She sees it.\"", 1),
+                vec!["feature 1 (first): test plan must involve both alice and bob"],
+            ),
+            (
+                small().replacen("within_s = 2", "within_s = 0", 1),
+                vec!["feature 1 (first): test step 1: within_s must be in (0, 300], found 0"],
+            ),
+            (
+                small().replacen("text = \"Go\"", "text = \" Go\"", 1),
+                vec!["feature 1 (first): ui 1 text \" Go\" is empty or has surrounding spaces"],
+            ),
+            (
+                small().replacen("schema = 1", "schema = 2", 1),
+                vec!["schema = 2 is not supported"],
+            ),
+            (
+                small().replacen("number = 2", "number = 3", 1),
+                vec!["level 3: number must be 2"],
+            ),
+            (
+                small().replacen("kind = \"button\"", "kind = \"link\"", 1),
+                vec!["t.toml: not a valid levels file", "unknown variant `link`"],
+            ),
+        ];
+        for (text, needles) in cases {
+            let e = problems_of(&text);
+            assert!(e.starts_with("t.toml"), "{e}");
+            for n in needles {
+                assert!(e.contains(n), "expected {n:?} in:\n{e}");
+            }
+        }
+    }
+}

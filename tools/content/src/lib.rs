@@ -222,7 +222,8 @@ impl Content {
     }
 
     /// SHA-256 (hex) over every file under `levels/`, `prompts/`, `backends/` and
-    /// `grading/`: sorted relative paths, each with its length and bytes.
+    /// `grading/` (hidden files and `~` backups excepted): sorted relative paths, each
+    /// with its length and bytes.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -544,7 +545,13 @@ fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> 
     })?;
     for e in entries {
         let e = e?;
-        let child = rel.join(e.file_name());
+        let name = e.file_name();
+        let name_text = name.to_string_lossy();
+        // Editor and OS leftovers are not content.
+        if name_text.starts_with('.') || name_text.ends_with('~') {
+            continue;
+        }
+        let child = rel.join(&name);
         let kind = e.file_type()?;
         if kind.is_dir() {
             collect_files(root, &child, out)?;

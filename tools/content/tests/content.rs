@@ -647,6 +647,13 @@ fn content_version_is_stable_and_tracks_every_content_file() {
     edit(copy.path(), "grading/rubric.md", |t| t + "\n");
     let changed = bench_content::content_version(copy.path()).unwrap();
     assert_ne!(changed, v);
+    std::fs::write(copy.path().join("prompts/.levels.toml.swp"), "editor").unwrap();
+    std::fs::write(copy.path().join("prompts/ui-guide.md~"), "backup").unwrap();
+    assert_eq!(
+        bench_content::content_version(copy.path()).unwrap(),
+        changed,
+        "leftovers ignored"
+    );
     std::fs::write(copy.path().join("backends/postgres/notes.txt"), "x").unwrap();
     assert_ne!(
         bench_content::content_version(copy.path()).unwrap(),
