@@ -761,6 +761,7 @@ fn push_run(
                 "API calls",
                 "Agent s",
                 "Wall s",
+                "Outcome",
             ]
             .map(String::from)
             .to_vec(),

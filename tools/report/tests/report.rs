@@ -351,6 +351,22 @@ fn outputs_have_the_metrics_data_shape_and_check_against_themselves() {
     // Markdown and HTML: written, marked as ours, self-contained.
     let md = std::fs::read_to_string(dir.join("BENCHMARK_REPORT.md")).unwrap();
     assert!(md.contains("| Total cost | $19.68 | $12.62 |"), "{md}");
+    // Every Markdown table row has as many cells as its header.
+    let mut columns = None;
+    for line in md.lines() {
+        if !line.starts_with('|') {
+            columns = None;
+            continue;
+        }
+        let cells = line.matches(" | ").count() + 1;
+        if line.starts_with("|---") {
+            continue;
+        }
+        match columns {
+            None => columns = Some(cells),
+            Some(n) => assert_eq!(n, cells, "{line}"),
+        }
+    }
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.matches("<svg").count() >= 4);
     for bad in [
@@ -760,4 +776,77 @@ fn grading_results_give_the_feature_score_and_summary_status_is_reported() {
     assert_eq!(d.statistics["postgres"]["feature_score"].mean, 6.5);
     let md = bench_report::render::to_markdown(&bench_report::render::document(&d, false));
     assert!(md.contains("| Feature score | 6.5 | — |"), "{md}");
+}
+
+#[test]
+fn check_reads_the_original_metrics_data_shape() {
+    // The key paths of the original harness's METRICS_DATA.json, with this run's figures
+    // rounded as a publisher would.
+    let tmp = tempfile::tempdir().unwrap();
+    let published = tmp.path().join("METRICS_DATA.json");
+    let text = serde_json::json!({
+        "cost": {
+            "spacetime": {"upgrades": 11.81, "fixes": 0.81, "total": 12.62},
+            "postgres": {"upgrades": 14.56, "fixes": 5.11, "total": 19.68}
+        },
+        "tokens": {
+            "spacetime": {"fresh_input": 21490, "fresh_output": 226079, "cache_read": 22870337,
+                          "cache_creation": 661888, "api_calls": 390},
+            "postgres": {"fresh_input": 29081, "fresh_output": 304198, "cache_read": 40443349,
+                         "cache_creation": 792679, "api_calls": 718}
+        },
+        "time_seconds": {
+            "spacetime": {"l1_generation": 281.43, "avg_upgrade": 259.31, "avg_fix_session": 266.23,
+                          "total": 3400.08},
+            "postgres": {"l1_generation": 623.02, "avg_upgrade": 240.85, "avg_fix_session": 179.41,
+                         "total": 5066.39}
+        },
+        "quality": {
+            "spacetime": {"total_bugs": 2, "fix_sessions": 1, "zero_bug_levels": 10, "total_levels": 12},
+            "postgres": {"total_bugs": 8, "fix_sessions": 10, "zero_bug_levels": 6, "total_levels": 12}
+        },
+        "loc": {
+            "spacetime": {"backend_handwritten": 876, "frontend_handwritten": 1589,
+                          "generated_bindings": 1174, "total_handwritten": 2465}
+        },
+        "bugs_by_level": [
+            {"level": 1, "feature": "Basic chat", "spacetime": 1, "postgres": 1},
+            {"level": 2, "feature": "Scheduled messages", "spacetime": 0, "postgres": 0}
+        ]
+    });
+    std::fs::write(&published, text.to_string()).unwrap();
+    let m = metrics_of(&fixture());
+    let report = check_published(&m, &published).unwrap();
+    assert_eq!(report.shape, "METRICS_DATA.json");
+    assert!(
+        report.disagreements().is_empty(),
+        "{}",
+        bench_report::check::CheckReport::table(report.disagreements())
+    );
+    let outcome = |f: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.figure == f)
+            .unwrap_or_else(|| panic!("{f}"))
+            .outcome
+            .clone()
+    };
+    for f in [
+        "cost.postgres.fixes",
+        "tokens.spacetime.api_calls",
+        "time_seconds.spacetime.avg_upgrade",
+        "time_seconds.postgres.l1_generation",
+        "quality.postgres.fix_sessions",
+        "quality.spacetime.total_levels",
+    ] {
+        assert_eq!(outcome(f), Outcome::Agrees, "{f}");
+    }
+    for f in [
+        "quality.spacetime.total_bugs",
+        "loc.spacetime.total_handwritten",
+        "bugs_by_level[level=1].spacetime",
+    ] {
+        assert!(matches!(outcome(f), Outcome::NotCheckable(_)), "{f}");
+    }
 }
