@@ -267,11 +267,13 @@ pub fn grouped_bars(
 }
 
 /// One stacked bar per category: `parts = [(part name, colour, value per category)]`.
+/// `whiskers[c]`, when given, draws an interval (e.g. the 95 % CI of the total) on bar `c`.
 pub fn stacked_bars(
     title: &str,
     y_label: &str,
     categories: &[String],
     parts: &[(String, RGBColor, Vec<f64>)],
+    whiskers: &[Option<[f64; 2]>],
 ) -> String {
     draw(|area| {
         let n = categories.len().max(1);
@@ -283,7 +285,11 @@ pub fn stacked_bars(
                     .sum()
             })
             .collect();
-        let max_y = totals.iter().copied().fold(0.0, f64::max);
+        let max_y = totals
+            .iter()
+            .copied()
+            .chain(whiskers.iter().flatten().map(|w| w[1]))
+            .fold(0.0, f64::max);
         let label_of = |x: &f64| {
             let i = x.floor() as usize;
             if (x - x.floor() - 0.5).abs() < 1e-6 {
@@ -331,6 +337,18 @@ pub fn stacked_bars(
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
         }
+        let ink = RGBColor(33, 33, 33).stroke_width(2);
+        for (c, w) in whiskers.iter().enumerate() {
+            let Some([lo, hi]) = *w else { continue };
+            let x = c as f64 + 0.5;
+            chart
+                .draw_series([
+                    PathElement::new(vec![(x, lo.max(0.0)), (x, hi)], ink),
+                    PathElement::new(vec![(x - 0.06, hi), (x + 0.06, hi)], ink),
+                    PathElement::new(vec![(x - 0.06, lo.max(0.0)), (x + 0.06, lo.max(0.0))], ink),
+                ])
+                .map_err(|e| e.to_string())?;
+        }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -370,6 +388,7 @@ mod tests {
             "USD",
             &["spacetime".into()],
             &[("fixes".into(), RGBColor(200, 0, 0), vec![0.8])],
+            &[Some([0.5, 1.1])],
         );
         assert!(stacked.contains("fixes"));
     }

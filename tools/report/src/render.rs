@@ -455,10 +455,24 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
         .iter()
         .map(|b| mean_over(data, b, |m| Some(m.cost.fixes)).unwrap_or(0.0))
         .collect();
+    let whiskers: Vec<Option<[f64; 2]>> = backends
+        .iter()
+        .map(|b| {
+            data.statistics
+                .get(b)
+                .and_then(|f| f.get("cost.total"))
+                .and_then(|s| s.ci95)
+        })
+        .collect();
+    let whisker_note = if whiskers.iter().any(Option::is_some) {
+        ", 95 % CI of the total"
+    } else {
+        ""
+    };
     doc.push(Block::Chart {
-        caption: format!("Cost: upgrades (incl. generate) and fixes{mean_note}"),
+        caption: format!("Cost: upgrades (incl. generate) and fixes{mean_note}{whisker_note}"),
         svg: charts::stacked_bars(
-            &format!("Cost split{mean_note}"),
+            &format!("Cost split{mean_note}{whisker_note}"),
             "USD",
             backends,
             &[
@@ -469,6 +483,7 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
                 ),
                 ("fixes".into(), RGBColor(231, 76, 60), fix),
             ],
+            &whiskers,
         ),
     });
 
