@@ -438,12 +438,23 @@ fn finish_session(
         .and_then(|m| m.app_dir.as_deref())
         .and_then(|a| a.rsplit(['/', '\\']).find(|s| !s.is_empty()))
         .map(str::to_string);
-    // A copy of the bug report the fix was given, when the harness kept one.
+    // A copy of the bug report the fix was given, when the harness kept one: in the
+    // session's telemetry folder, or in its inputs snapshot (`<backend>/inputs/<run-id>/`).
     let bug_report = if phase == Phase::Fix {
-        ["BUG_REPORT.md", "inputs/BUG_REPORT.md"]
-            .iter()
-            .find_map(|rel| read_text(&dir.join(rel), warnings))
-            .map(|t| parse_bug_report(&t))
+        let inputs = dir
+            .parent()
+            .and_then(Path::parent)
+            .map(|backend_dir| backend_dir.join("inputs").join(&run_id));
+        [
+            Some(dir.join("BUG_REPORT.md")),
+            Some(dir.join("inputs/BUG_REPORT.md")),
+            inputs.as_ref().map(|i| i.join("BUG_REPORT.md")),
+            inputs.as_ref().map(|i| i.join("app-files/BUG_REPORT.md")),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|path| read_text(&path, warnings))
+        .map(|t| parse_bug_report(&t))
     } else {
         None
     };

@@ -541,13 +541,21 @@ fn bugs_are_counted_from_the_reports_kept_with_fix_sessions() {
         .filter(|p| p.to_string_lossy().contains("-fix-"))
         .collect();
     fixes.sort();
-    // Every fix session gets its report, with one bug, except one with two.
+    // Every fix session gets its report, with one bug, except one with two; some are kept
+    // in the telemetry folder, the others in the run's inputs snapshot.
     for (i, f) in fixes.iter().enumerate() {
         let mut text = String::from("# Bug Report\n\n## Bug 1: first\n\nbroken\n");
         if i == 0 {
             text.push_str("\n## Bug 2: second\n\nalso broken\n");
         }
-        std::fs::write(f.join("BUG_REPORT.md"), text).unwrap();
+        let target = if i % 2 == 0 {
+            f.join("BUG_REPORT.md")
+        } else {
+            let inputs = dir.join("postgres/inputs").join(f.file_name().unwrap());
+            std::fs::create_dir_all(&inputs).unwrap();
+            inputs.join("BUG_REPORT.md")
+        };
+        std::fs::write(target, text).unwrap();
     }
     let m = metrics_of(&dir);
     let pg = &m.backends["postgres"];
@@ -849,4 +857,41 @@ fn check_reads_the_original_metrics_data_shape() {
     ] {
         assert!(matches!(outcome(f), Outcome::NotCheckable(_)), "{f}");
     }
+}
+
+#[test]
+fn line_counts_and_level_names_from_the_repository_content() {
+    use bench_report::{ContentLocRules, LocCounter};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rules = ContentLocRules {
+        content: bench_content::Content::load_sources(&root).unwrap(),
+    };
+    let names = rules.level_names();
+    assert!(names.len() >= 12);
+    assert!(names.values().all(|n| !n.is_empty()));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path();
+    let write = |rel: &str, lines: usize| {
+        let p = app.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x\n".repeat(lines)).unwrap();
+    };
+    write("server/src/index.ts", 10);
+    write("client/src/App.tsx", 6);
+    write("client/src/App.css", 50);
+    write("client/node_modules/lib/index.ts", 50);
+    write("level-2/server/src/index.ts", 50);
+    let loc = rules.count("postgres", app).unwrap().unwrap();
+    assert_eq!(loc.backend_handwritten, 10);
+    assert_eq!(loc.frontend_handwritten, 6);
+    assert_eq!(loc.total_handwritten, 16);
+    assert_eq!(loc.rules, "backends/postgres/backend.toml");
+    // A backend the content does not know (the original layout's names) uses the defaults.
+    let fallback = rules.count("original-harness", app).unwrap().unwrap();
+    assert_eq!(fallback.rules, "defaults");
+    assert_eq!(fallback.backend_handwritten, 10);
+    // No counted file: no figures.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(rules.count("postgres", empty.path()).unwrap().is_none());
 }
