@@ -254,6 +254,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_adapter_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters");
+        assert_eq!(
+            Adapter::load(&dir.join("reference.toml")).unwrap(),
+            Adapter::reference()
+        );
+        let alt = Adapter::load(&dir.join("alt-shape.toml")).unwrap();
+        assert_eq!(
+            (alt.socket.send_event.as_str(), alt.socket.ack),
+            ("sendMessage", AckMode::Echo)
+        );
+    }
+
+    #[test]
     fn reads_an_adapter_file_and_rejects_incomplete_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.toml");

@@ -62,6 +62,9 @@ pub struct Args {
     /// Adapter file describing the app's endpoints and events (probed when absent).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    /// Use the reference server's adapter (the shape of many generated apps) without probing.
+    #[arg(long, conflicts_with = "adapter")]
+    pub reference_adapter: bool,
     /// Write the adapter that was used (probed or given) to this file.
     #[arg(long)]
     pub save_adapter: Option<PathBuf>,
@@ -256,7 +259,10 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                 BackendKind::Postgres | BackendKind::Mongodb => {
                     let url = args2.url.as_deref().context("give the app's --url http://127.0.0.1:PORT")?;
                     let base = BaseUrl::parse(url)?;
-                    let adapter = args2.adapter.as_deref().map(Adapter::load).transpose()?;
+                    let adapter = match &args2.adapter {
+                        Some(path) => Some(Adapter::load(path)?),
+                        None => args2.reference_adapter.then(Adapter::reference),
+                    };
                     let db_url = match kind {
                         BackendKind::Postgres => args2.db_url.as_deref(),
                         _ => None,

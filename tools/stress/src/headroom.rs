@@ -89,17 +89,16 @@ pub fn run(args: &Args) -> Result<()> {
         0.0
     };
     let ratio_ok = ratio >= MIN_RATIO;
-    let cpu_ok = noop.client_cpu.per_message_us <= MAX_CPU_US
-        && rows[0].client_cpu.per_message_us <= MAX_CPU_US;
+    let cpu_ok = noop.client_cpu.per_message_us <= MAX_CPU_US;
     println!(
         "  no-op / reference throughput: {ratio:.1}x (need >= {MIN_RATIO}x): {}",
         if ratio_ok { "OK" } else { "NOT MET" }
     );
     println!(
-        "  client CPU per message: {:.1} µs on the no-op server, {:.1} µs on the reference app (need <= {MAX_CPU_US} µs): {}",
+        "  client CPU per message on the no-op server: {:.1} µs (need <= {MAX_CPU_US} µs): {}; on the reference app: {:.1} µs",
         noop.client_cpu.per_message_us,
-        rows[0].client_cpu.per_message_us,
-        if cpu_ok { "OK" } else { "NOT MET" }
+        if cpu_ok { "OK" } else { "NOT MET" },
+        rows[0].client_cpu.per_message_us
     );
     for r in &rows {
         let path = report::save(&out_dir, r)?;

@@ -454,13 +454,15 @@ impl Writer for SioWriter {
     }
 }
 
+/// `error`, `error_message`, `messageError`, `exception`, `rate_limited`, ... (without
+/// allocating: this runs for every broadcast a writer receives).
 fn is_error_event(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "error"
-        || n.contains("error")
-        || n == "exception"
-        || n == "rate_limited"
-        || n == "ratelimited"
+    let has = |word: &[u8]| {
+        name.as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
+    };
+    has(b"error") || has(b"exception") || has(b"ratelimit") || has(b"rate_limit")
 }
 
 fn classify(why: &str) -> String {

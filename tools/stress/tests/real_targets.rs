@@ -1,0 +1,350 @@
+//! The load generator against real targets: the reference chat server (Node + Express +
+//! Socket.IO + pg) on a throwaway PostgreSQL cluster, its rate-limited and alternative-shape
+//! variants, the Rust no-op server, and the PostgreSQL ceiling.
+
+use std::path::Path;
+
+use bench_formats::stress::StressResult;
+use bench_stress::cli::{Args, run_once};
+use bench_stress::noop_server::NoopServer;
+use bench_stress::reference::{Options, ReferenceServer};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+}
+
+fn args(out: &Path, extra: &[&str]) -> Args {
+    let mut argv = vec![
+        "bench-stress",
+        "--no-progress",
+        "--warmup",
+        "1",
+        "--drain",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    Cli::parse_from(argv).args
+}
+
+fn pg() -> (bench_pg::PgCluster, String) {
+    let cluster = bench_pg::PgCluster::start_temp().unwrap();
+    cluster.create_database("chat").unwrap();
+    let url = cluster.url("chat");
+    (cluster, url)
+}
+
+/// The checks every verified run must pass.
+fn assert_consistent(r: &StressResult) {
+    let t = &r.totals;
+    assert!(t.acknowledged > 0, "nothing was acknowledged: {r:#?}");
+    assert_eq!(
+        r.verification.committed,
+        Some(t.acknowledged),
+        "{}",
+        r.verification.detail
+    );
+    assert!(r.verification.passed, "{}", r.verification.detail);
+    assert_eq!(
+        t.delivered_to_listener, t.acknowledged,
+        "the listener missed messages"
+    );
+    assert_eq!(
+        t.sent,
+        t.acknowledged + t.failed,
+        "every request got an outcome"
+    );
+    let window: u64 = r.throughput.per_second.iter().map(|s| s.sent).sum();
+    assert_eq!(window, t.sent, "the time series accounts for every send");
+    let l = &r.ack_latency;
+    assert!(
+        l.count > 0 && l.min_us > 0 && l.p50_us <= l.p99_us && l.p99_us <= l.max_us,
+        "{l:?}"
+    );
+    assert!(
+        l.max_us < 10_000_000,
+        "an acknowledged message took over 10 s: {l:?}"
+    );
+    let f = r.fanout_latency.expect("a listener was connected");
+    assert!(f.count > 0 && f.p50_us < 10_000_000, "{f:?}");
+}
+
+#[test]
+fn reference_app_under_stress_commits_what_it_acknowledges() {
+    let (_cluster, db_url) = pg();
+    let server = ReferenceServer::start(&Options {
+        db_url: Some(db_url.clone()),
+        ..Options::default()
+    })
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let (r, path) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &url,
+            "--db-url",
+            &db_url,
+            "--writers",
+            "4",
+            "--in-flight",
+            "4",
+            "--duration",
+            "3",
+            "--label",
+            "as-shipped",
+        ],
+    ))
+    .unwrap();
+    assert_consistent(&r);
+    assert_eq!(r.client, "socketio");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(
+        r.throughput.acked_per_second > 50.0,
+        "{}",
+        r.throughput.acked_per_second
+    );
+    assert!(
+        !r.probe_notes.is_empty(),
+        "without an adapter the shape is probed and reported"
+    );
+    assert!(
+        r.probe_notes.iter().any(|n| n.contains("send_message")),
+        "{:?}",
+        r.probe_notes
+    );
+    assert!(
+        !r.command_line
+            .iter()
+            .any(|a| a.contains(":bench@") || a.contains("password"))
+    );
+    let back: StressResult = bench_formats::read_json(&path).unwrap();
+    assert_eq!(back, r);
+
+    // The rate scenario: open loop, the achieved rate follows the target.
+    let (r2, path2) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &url,
+            "--db-url",
+            &db_url,
+            "--reference-adapter",
+            "--writers",
+            "2",
+            "--scenario",
+            "rate",
+            "--rate",
+            "100",
+            "--duration",
+            "3",
+        ],
+    ))
+    .unwrap();
+    assert_consistent(&r2);
+    assert!(
+        r2.probe_notes.iter().all(|n| !n.contains("send:")),
+        "the adapter was given: no probing"
+    );
+    let rate = r2.throughput.acked_per_second;
+    assert!(
+        (80.0..=120.0).contains(&rate),
+        "asked for 100 msg/s, got {rate}"
+    );
+
+    let table = bench_stress::report::compare(&[path, path2]).unwrap();
+    assert!(
+        table.contains("as-shipped") && table.contains("postgres/rate"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_rate_limited_app_shows_its_limit() {
+    let (_cluster, db_url) = pg();
+    let server = ReferenceServer::start(&Options {
+        db_url: Some(db_url.clone()),
+        rate_limit: Some(5),
+        ..Options::default()
+    })
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &server.url(),
+            "--db-url",
+            &db_url,
+            "--reference-adapter",
+            "--writers",
+            "2",
+            "--in-flight",
+            "2",
+            "--duration",
+            "3",
+        ],
+    ))
+    .unwrap();
+    let limited = r.errors.get("rate_limited").copied().unwrap_or(0);
+    assert!(
+        limited > 100,
+        "a flat-out client must hit a 5 msg/s/user limit: {:?}",
+        r.errors
+    );
+    // 2 users x 5 msg/s, plus the initial burst: far below what the app does unlimited.
+    assert!(
+        r.throughput.acked_per_second <= 15.0,
+        "{}",
+        r.throughput.acked_per_second
+    );
+    // Refused messages are not committed, so verification still holds.
+    assert_eq!(r.verification.committed, Some(r.totals.acknowledged));
+    assert!(r.verification.passed, "{}", r.verification.detail);
+}
+
+#[test]
+fn probing_finds_the_other_common_shape() {
+    let (_cluster, db_url) = pg();
+    let server = ReferenceServer::start(&Options {
+        db_url: Some(db_url.clone()),
+        alt_shape: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let adapter_file = out.path().join("found.toml");
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &server.url(),
+            "--db-url",
+            &db_url,
+            "--writers",
+            "2",
+            "--duration",
+            "2",
+            "--save-adapter",
+            adapter_file.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let notes = r.probe_notes.join("\n");
+    assert!(notes.contains(r#"{"name":"{name}"}"#), "{notes}");
+    assert!(
+        notes.contains("\"sendMessage\"") && notes.contains("echo"),
+        "{notes}"
+    );
+    assert_consistent(&r);
+    let saved = bench_stress::adapter::Adapter::load(&adapter_file).unwrap();
+    assert_eq!(saved.socket.send_event, "sendMessage");
+    assert_eq!(saved.socket.ack, bench_stress::adapter::AckMode::Echo);
+}
+
+#[test]
+fn no_op_server_and_realistic_cadence() {
+    let server = NoopServer::start(1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &url,
+            "--reference-adapter",
+            "--writers",
+            "4",
+            "--duration",
+            "2",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(r.verification.method, "none");
+    assert!(
+        !r.verification.passed,
+        "an unverified run never counts as passed"
+    );
+    assert_eq!(r.totals.delivered_to_listener, r.totals.acknowledged);
+    assert!(
+        r.throughput.acked_per_second > 1000.0,
+        "{}",
+        r.throughput.acked_per_second
+    );
+
+    // 10 users every 0.2-0.4 s for 3 s: about 10 / 0.3 = 33 msg/s.
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &url,
+            "--reference-adapter",
+            "--scenario",
+            "realistic",
+            "--writers",
+            "10",
+            "--cadence",
+            "0.2..0.4",
+            "--duration",
+            "3",
+        ],
+    ))
+    .unwrap();
+    let rate = r.throughput.acked_per_second;
+    assert!(
+        (20.0..=50.0).contains(&rate),
+        "expected about 33 msg/s, got {rate}"
+    );
+    assert_eq!(r.config.cadence_seconds, Some((0.2, 0.4)));
+}
+
+#[test]
+fn ceiling_inserts_straight_into_postgres() {
+    let (_cluster, db_url) = pg();
+    let out = tempfile::tempdir().unwrap();
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "ceiling",
+            "--db-url",
+            &db_url,
+            "--writers",
+            "4",
+            "--duration",
+            "2",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(r.client, "postgres-insert");
+    assert!(r.fanout_latency.is_none());
+    assert_eq!(r.verification.committed, Some(r.totals.acknowledged));
+    assert!(r.verification.passed, "{}", r.verification.detail);
+    assert!(
+        r.throughput.acked_per_second > 500.0,
+        "{}",
+        r.throughput.acked_per_second
+    );
+    assert!(
+        r.target.url.contains(":***@"),
+        "the password is redacted: {}",
+        r.target.url
+    );
+}
