@@ -87,9 +87,9 @@ pub fn aggregate(points: &[MetricPoint]) -> MetricTotals {
         points: points.len() as u64,
         ..MetricTotals::default()
     };
-    let mut by_series: BTreeMap<&str, Vec<&MetricPoint>> = BTreeMap::new();
+    let mut by_series: BTreeMap<u32, Vec<&MetricPoint>> = BTreeMap::new();
     for p in points {
-        by_series.entry(p.series.as_str()).or_default().push(p);
+        by_series.entry(p.series).or_default().push(p);
         out.temporalities.insert(p.temporality.as_str());
         match p.kind {
             MetricKind::Cost => out.has_cost = true,
@@ -127,7 +127,7 @@ mod tests {
             kind: MetricKind::Cost,
             token_type: None,
             model: Some("m".into()),
-            series: "s".into(),
+            series: 0,
             temporality,
             start_ns: start,
             time_ns: time,

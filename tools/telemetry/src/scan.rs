@@ -6,7 +6,7 @@
 //! borrowed types of [`crate::otlp`], and every log record and metric data point is then
 //! attributed on its own (see [`Target::decide`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -200,8 +200,9 @@ pub struct MetricPoint {
     /// Token type (`input`, `output`, `cacheRead`, `cacheCreation`) for token points.
     pub token_type: Option<String>,
     pub model: Option<String>,
-    /// Identity of the time series (metric, resource and point attributes).
-    pub series: String,
+    /// Identity of the time series (metric, resource and point attributes), as an index
+    /// into [`Collected::series`].
+    pub series: u32,
     pub temporality: Temporality,
     pub start_ns: u64,
     pub time_ns: u64,
@@ -240,8 +241,11 @@ pub struct Collected {
     /// Earliest and latest record times of the session.
     pub first_ns: Option<u64>,
     pub last_ns: Option<u64>,
+    /// The distinct metric series of the session, each stored once.
+    pub series: Vec<String>,
+    series_ids: HashMap<String, u32>,
     seen_events: HashSet<(String, u64, u64)>,
-    seen_points: HashSet<(String, u64, u64)>,
+    seen_points: HashSet<(u32, u64, u64)>,
 }
 
 /// Where the matched parts of a line are, for rewriting it.
@@ -345,42 +349,41 @@ fn rfc3339_from_ns(ns: u64) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-fn series_key(name: &str, resource: &[KeyValue<'_>], point: &[KeyValue<'_>]) -> String {
-    let mut attrs: Vec<(&str, String)> = point
-        .iter()
-        .map(|kv| {
-            (
-                kv.key.as_ref(),
-                kv.value.as_ref().map(AnyValue::to_text).unwrap_or_default(),
-            )
-        })
-        .collect();
-    attrs.sort();
-    let mut res: Vec<(&str, String)> = resource
-        .iter()
-        .map(|kv| {
-            (
-                kv.key.as_ref(),
-                kv.value.as_ref().map(AnyValue::to_text).unwrap_or_default(),
-            )
-        })
-        .collect();
-    res.sort();
-    let mut key = String::with_capacity(128);
+/// Writes the identity of a series into `key`: the metric name, then the resource's and
+/// the point's attributes, each sorted by key.
+fn series_key(key: &mut String, name: &str, resource: &[KeyValue<'_>], point: &[KeyValue<'_>]) {
+    use std::fmt::Write as _;
+    key.clear();
     key.push_str(name);
-    for (k, v) in res {
-        key.push_str("|r:");
-        key.push_str(k);
-        key.push('=');
-        key.push_str(&v);
+    for (tag, attrs) in [("|r:", resource), ("|p:", point)] {
+        let mut sorted: Vec<&KeyValue<'_>> = attrs.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        for kv in sorted {
+            key.push_str(tag);
+            key.push_str(&kv.key);
+            key.push('=');
+            match kv.value.as_ref() {
+                Some(v) if v.string_value.is_some() => key.push_str(v.as_str().unwrap_or("")),
+                Some(v) => {
+                    let _ = write!(key, "{}", v.to_text());
+                }
+                None => {}
+            }
+        }
     }
-    for (k, v) in attrs {
-        key.push_str("|p:");
-        key.push_str(k);
-        key.push('=');
-        key.push_str(&v);
+}
+
+impl Collected {
+    /// The id of the series whose key is in `key` (added if new).
+    fn series_id(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.series_ids.get(key) {
+            return id;
+        }
+        let id = self.series.len() as u32;
+        self.series.push(key.to_string());
+        self.series_ids.insert(key.to_string(), id);
+        id
     }
-    key
 }
 
 /// Result of looking at one parsed line.
@@ -395,6 +398,7 @@ fn process_export(line: &ExportLine<'_>, target: &Target, out: &mut Collected) -
         return Parsed::Neither;
     }
     let mut m = LineMatches::default();
+    let mut key_buf = String::new();
     for (ri, rl) in line.resource_logs.iter().flatten().enumerate() {
         let res_attrs = rl
             .resource
@@ -455,10 +459,16 @@ fn process_export(line: &ExportLine<'_>, target: &Target, out: &mut Collected) -
                         Verdict::Ours(origin) => {
                             let taken = match (kind, p.value()) {
                                 (Some(kind), Some(value)) => {
-                                    let series = series_key(&metric.name, res_attrs, &p.attributes);
+                                    series_key(
+                                        &mut key_buf,
+                                        &metric.name,
+                                        res_attrs,
+                                        &p.attributes,
+                                    );
+                                    let series = out.series_id(&key_buf);
                                     let start = p.start_time_unix_nano.map_or(0, |t| t.0);
                                     let time = time.unwrap_or(0);
-                                    if out.seen_points.insert((series.clone(), start, time)) {
+                                    if out.seen_points.insert((series, start, time)) {
                                         out.points.push(MetricPoint {
                                             kind,
                                             token_type: otlp::attr_str(&p.attributes, "type")
