@@ -117,15 +117,18 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Down => {
             let root = bench_formats::paths::repo_root()?;
-            let stopped = crate::down(&root)?;
-            if stopped.is_empty() {
+            let report = crate::down(&root)?;
+            if report.stopped.is_empty() && report.errors.is_empty() {
                 println!(
                     "nothing to stop: bench-infra has nothing running for {}",
                     root.display()
                 );
             }
-            for line in stopped {
+            for line in &report.stopped {
                 println!("stopped {line}");
+            }
+            if !report.errors.is_empty() {
+                anyhow::bail!("could not stop everything:\n{}", report.errors.join("\n"));
             }
             Ok(())
         }

@@ -31,6 +31,11 @@ impl Layout {
         }
     }
 
+    /// Held while services are started or stopped.
+    pub fn lock(&self) -> PathBuf {
+        self.infra.join(".lock")
+    }
+
     /// State of the detached OTLP receiver, written by the receiver once it listens.
     pub fn otlp_state(&self) -> PathBuf {
         self.infra.join("otlp-receiver.json")

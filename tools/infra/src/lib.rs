@@ -175,11 +175,20 @@ pub fn ensure_up_with(root: &Path, needs: &Needs, options: &Options) -> Result<I
     let layout = Layout::new(root);
     std::fs::create_dir_all(&layout.infra)
         .with_context(|| format!("creating {}", layout.infra.display()))?;
+    // Parallel runs may all call this at once: the first starts, the others reuse.
+    let _lock = process::FileLock::acquire(&layout.lock())?;
 
     // Docker services recorded by `up --docker` serve everyone, unless embedded is forced.
     if options.mode != Mode::Embedded
         && let Some(state) = docker::state(&layout)
     {
+        if !process::reachable(process::loopback(state.ports.otlp_http)) {
+            bail!(
+                "`bench-infra up --docker` recorded the compose services as up, but nothing answers on port {}: \
+                 run `cargo xtask bench-infra down`, then `cargo xtask bench-infra up` again",
+                state.ports.otlp_http
+            );
+        }
         return docker_infra(&layout, &state.ports, Vec::new());
     }
     let use_docker = match options.mode {
@@ -362,27 +371,55 @@ pub fn up(root: &Path, mode: Mode, ports: &Ports, postgres: bool) -> Result<UpRe
     Ok(UpReport { infra, notes })
 }
 
+/// What `down` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DownReport {
+    /// One line per service stopped.
+    pub stopped: Vec<String>,
+    /// Services that could not be stopped, with the reason.
+    pub errors: Vec<String>,
+}
+
 /// `bench-infra down`: stop what `up` (or [`ensure_up`]) started, as recorded under
-/// `.bench/infra/`. Returns one line per service stopped.
-pub fn down(root: &Path) -> Result<Vec<String>> {
+/// `.bench/infra/`. A failure with one service does not keep the others running.
+pub fn down(root: &Path) -> Result<DownReport> {
     let layout = Layout::new(root);
-    let mut stopped = Vec::new();
-    if docker::down(&layout)? {
-        stopped.push(format!("docker compose project {}", docker::PROJECT));
+    if !layout.infra.is_dir() {
+        return Ok(DownReport::default());
     }
-    if let Some(pid) = embedded::stop_receiver(&layout)? {
-        stopped.push(format!("OTLP receiver (pid {pid})"));
-    }
-    if let Some(port) = embedded::stop_postgres(&layout)? {
-        stopped.push(format!(
-            "PostgreSQL (port {port}, data {})",
-            layout.show(&layout.pg_data)
-        ));
-    }
-    if let Some(pid) = embedded::stop_mongo(&layout)? {
-        stopped.push(format!("mongod (pid {pid})"));
-    }
-    Ok(stopped)
+    let _lock = process::FileLock::acquire(&layout.lock())?;
+    let mut report = DownReport::default();
+    let mut record = |what: &str, result: Result<Option<String>>| match result {
+        Ok(Some(line)) => report.stopped.push(line),
+        Ok(None) => {}
+        Err(err) => report.errors.push(format!("{what}: {err:#}")),
+    };
+    record(
+        "docker compose",
+        docker::down(&layout)
+            .map(|done| done.then(|| format!("docker compose project {}", docker::PROJECT))),
+    );
+    record(
+        "OTLP receiver",
+        embedded::stop_receiver(&layout)
+            .map(|pid| pid.map(|pid| format!("OTLP receiver (pid {pid})"))),
+    );
+    record(
+        "PostgreSQL",
+        embedded::stop_postgres(&layout).map(|port| {
+            port.map(|port| {
+                format!(
+                    "PostgreSQL (port {port}, data {})",
+                    layout.show(&layout.pg_data)
+                )
+            })
+        }),
+    );
+    record(
+        "MongoDB",
+        embedded::stop_mongo(&layout).map(|pid| pid.map(|pid| format!("mongod (pid {pid})"))),
+    );
+    Ok(report)
 }
 
 /// One service in [`Status`].

@@ -341,3 +341,47 @@ fn preflight_names_each_problem_with_its_fix() {
         .to_string();
     assert!(err.contains("spacetime, postgres, mongodb"), "{err}");
 }
+
+#[test]
+fn parallel_ups_share_one_receiver() {
+    let root = repo_root();
+    let ports = free_ports();
+    let (g, h) = (ports.otlp_grpc.to_string(), ports.otlp_http.to_string());
+    let args = [
+        "up",
+        "--embedded",
+        "--no-postgres",
+        "--otlp-grpc-port",
+        &g,
+        "--otlp-http-port",
+        &h,
+    ];
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(BIN)
+                .args(args)
+                .env("BENCH_ROOT", root.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|c| ok(c.wait_with_output().unwrap()))
+        .collect();
+    let started = outputs
+        .iter()
+        .filter(|o| !o.contains("already running"))
+        .count();
+    assert_eq!(
+        started, 1,
+        "exactly one `up` starts the receiver: {outputs:#?}"
+    );
+    let status = status_json(root.path());
+    assert_eq!(status["otlp"]["running"], true);
+    let down = ok(infra(root.path(), &["down"]));
+    assert!(down.contains("OTLP receiver"), "{down}");
+    assert!(!down.contains("PostgreSQL"), "{down}");
+}
