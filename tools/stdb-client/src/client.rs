@@ -13,7 +13,7 @@ use spacetimedb_client_api_messages::websocket::v2::{
     self, CallReducerFlags, ClientMessage, ReducerOutcome as WireOutcome, ServerMessage,
     TableUpdateRows,
 };
-use spacetimedb_lib::{ConnectionId, Identity, ProductValue, Timestamp, bsatn};
+use spacetimedb_lib::{AlgebraicValue, ConnectionId, Identity, ProductValue, Timestamp, bsatn};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -78,6 +78,61 @@ impl ReducerOutcome {
     }
 }
 
+/// A reducer call on its way: a future of its [`ReducerOutcome`], created by
+/// [`StdbClient::send_reducer`]. Dropping it does not cancel the call (the server still runs it);
+/// the outcome is then discarded.
+pub struct PendingCall {
+    rx: oneshot::Receiver<ReducerOutcome>,
+    request_id: u32,
+    sent_at: Instant,
+    reducer: Box<str>,
+    shared: Arc<Shared>,
+}
+
+impl PendingCall {
+    /// The request id put on the call (the outcome carries the same id).
+    pub fn request_id(&self) -> u32 {
+        self.request_id
+    }
+
+    /// When the call was handed to the connection's writer.
+    pub fn sent_at(&self) -> Instant {
+        self.sent_at
+    }
+}
+
+impl std::fmt::Debug for PendingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCall")
+            .field("reducer", &self.reducer)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+impl Future for PendingCall {
+    type Output = Result<ReducerOutcome>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| {
+            r.map_err(|_| {
+                let reason = lock(&self.shared.waiters)
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| "connection dropped".into());
+                anyhow!(
+                    "reducer call `{}` (request {}) got no answer: {reason}",
+                    self.reducer,
+                    self.request_id
+                )
+            })
+        })
+    }
+}
+
 /// Rows of one table changed by one transaction, as seen through one of this client's subscriptions.
 #[derive(Debug, Clone)]
 pub struct RowEvent {
@@ -95,6 +150,21 @@ pub struct RowEvent {
 }
 
 impl RowEvent {
+    /// Every string value of the inserted rows (top-level `String` columns and string payloads of
+    /// `Option`/enum columns), e.g. to search message texts for markers without knowing column names.
+    pub fn inserted_strings(&self) -> impl Iterator<Item = &str> {
+        self.inserts.iter().flat_map(|row| {
+            row.elements.iter().filter_map(|v| match v {
+                AlgebraicValue::String(s) => Some(&**s),
+                AlgebraicValue::Sum(sum) => match &*sum.value {
+                    AlgebraicValue::String(s) => Some(&**s),
+                    _ => None,
+                },
+                _ => None,
+            })
+        })
+    }
+
     /// The value of `column` in `row` as plain JSON (see [`crate::schema::value_to_json`]).
     pub fn column_json(&self, row: &ProductValue, column: &str) -> Result<serde_json::Value> {
         let schema = self
@@ -347,11 +417,7 @@ impl StdbClient {
 
     /// Sends a reducer call now and returns a future of its outcome (for open-loop senders that
     /// must not wait before the next send).
-    pub fn send_reducer(
-        &self,
-        name: &str,
-        args: &ReducerArgs,
-    ) -> Result<impl Future<Output = Result<ReducerOutcome>> + Send + 'static> {
+    pub fn send_reducer(&self, name: &str, args: &ReducerArgs) -> Result<PendingCall> {
         let request_id = self.next_request_id();
         let frame = encode_client_message(&ClientMessage::CallReducer(v2::CallReducer {
             request_id,
@@ -377,16 +443,12 @@ impl StdbClient {
             lock(&self.inner.shared.waiters).calls.remove(&request_id);
             bail!("cannot call reducer `{name}`: the connection's writer has stopped");
         }
-        let name = name.to_string();
-        let shared = self.inner.shared.clone();
-        Ok(async move {
-            rx.await.map_err(|_| {
-                let reason = lock(&shared.waiters)
-                    .closed
-                    .clone()
-                    .unwrap_or_else(|| "connection dropped".into());
-                anyhow!("reducer call `{name}` (request {request_id}) got no answer: {reason}")
-            })
+        Ok(PendingCall {
+            rx,
+            request_id,
+            sent_at,
+            reducer: name.into(),
+            shared: self.inner.shared.clone(),
         })
     }
 

@@ -50,6 +50,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Notes for load generators
+//! - [`StdbClient`] is `Clone` (an `Arc`); all clones share one socket, one writer task (which
+//!   batches queued frames into one flush) and one reader task. TCP_NODELAY is on.
+//! - [`StdbClient::send_reducer`] queues the call and returns a [`PendingCall`] (a named future,
+//!   storable in a `FuturesUnordered`); [`ReducerOutcome::sent_at`]/[`ReducerOutcome::received_at`]
+//!   give the acknowledgement latency. A call whose connection dies resolves to `Err` (fate unknown),
+//!   never hangs.
+//! - Protocol v2 reports no server execution time or energy per call: the outcome carries the
+//!   server's reducer start [`Timestamp`]; "out of energy" arrives as [`ReducerStatus::InternalError`].
+//! - Row events are decoded only while some receiver exists; [`RowEvent::inserted_strings`] yields
+//!   every string of the inserted rows (to find message markers without knowing column names).
+//!   A receiver that falls behind by more than [`ConnectOptions::row_event_capacity`] events gets
+//!   `RecvError::Lagged(n)`: count those as missed deliveries.
+//! - `cargo bench -p stdb-client` prints calls/s, client CPU per call and ack latency against the
+//!   test server (client on its own thread, CPU read from `/proc/thread-self/schedstat`).
+//!
 //! With the `test-server` feature, [`test_server`] runs an in-process server that speaks the same
 //! protocol with the same types and hosts a small chat module, for tests without SpacetimeDB.
 
@@ -61,7 +77,8 @@ pub mod schema;
 pub mod test_server;
 
 pub use client::{
-    ClientStats, ConnectOptions, ReducerOutcome, ReducerStatus, RowEvent, StdbClient, Subscription,
+    ClientStats, ConnectOptions, PendingCall, ReducerOutcome, ReducerStatus, RowEvent, StdbClient,
+    Subscription,
 };
 pub use http::{SqlResult, SqlStatement, count_rows, fetch_schema, sql};
 pub use schema::{
