@@ -330,7 +330,7 @@ fn record_f64(rec: &LogRecord<'_>, key: &str) -> Option<f64> {
 /// field, or a string body, without the `claude_code.` prefix.
 fn event_name<'b>(rec: &'b LogRecord<'_>) -> Option<&'b str> {
     let name = record_str(rec, "event.name")
-        .or(rec.event_name.as_deref())
+        .or(rec.event_name.as_deref().filter(|n| !n.is_empty()))
         .or_else(|| rec.body.as_ref().and_then(AnyValue::as_str))?;
     Some(name.strip_prefix("claude_code.").unwrap_or(name))
 }
@@ -922,6 +922,29 @@ mod tests {
         assert!(!p.may_concern(br#"{"key":"session.id","value":{"stringValue":"X"}}"#));
         assert!(!p.may_concern(br#"{"key":"run.id","value":{"stringValue":"X"}}"#));
         assert!(p.may_concern(br#"{"resourceLogs":[]}"#));
+    }
+
+    #[test]
+    fn array_bodies_and_event_name_fields_are_understood() {
+        let line = br#"{"resourceLogs":[{"resource":{"attributes":[
+            {"key":"session.id","value":{"stringValue":"S"}}]},
+          "scopeLogs":[{"logRecords":[
+            {"timeUnixNano":"5","eventName":"claude_code.api_request",
+             "body":{"arrayValue":{"values":[{"stringValue":"x"},{"intValue":"3"}]}},
+             "attributes":[{"key":"cost_usd","value":{"doubleValue":0.25}},
+                           {"key":"output_tokens","value":{"intValue":7}}]},
+            {"timeUnixNano":"6","eventName":"","body":{"stringValue":"claude_code.tool_result"},
+             "attributes":[{"key":"tool_name","value":{"stringValue":"Bash"}},
+                           {"key":"success","value":{"boolValue":false}}]}]}]}]}"#;
+        let p = LineProcessor::new(target());
+        let mut out = Collected::default();
+        let outcome = p.process(line, &mut out, None::<&mut Vec<u8>>).unwrap();
+        assert!(matches!(outcome, LineOutcome::Used));
+        assert_eq!(out.calls.len(), 1);
+        assert_eq!(out.calls[0].cost_usd, 0.25);
+        assert_eq!(out.calls[0].output_tokens, 7);
+        assert_eq!(out.tools.failures, 1);
+        assert_eq!(out.stats.by_resource_tag, 2);
     }
 
     #[test]

@@ -709,3 +709,80 @@ fn fields_other_tools_added_to_a_summary_survive_a_rerun() {
     assert_eq!(cost.summary.total_cost_usd, truth(PG).1);
     assert_eq!(cost.summary.extra["reviewNote"], "checked by hand");
 }
+
+#[test]
+fn batches_mixing_sessions_are_split_record_by_record() {
+    // A collector's batch processor merges exports: one line may hold resources of both
+    // sessions, and one resource (without tags of its own) records of both.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut merged = String::new();
+    for path in [logs(), metrics()] {
+        let lines = lines_of(&path);
+        for pair in lines.chunks(2) {
+            let values: Vec<Value> = pair
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let key = if values[0].get("resourceLogs").is_some() {
+                "resourceLogs"
+            } else {
+                "resourceMetrics"
+            };
+            let mut resources: Vec<Value> = values
+                .iter()
+                .flat_map(|v| v[key].as_array().unwrap().clone())
+                .collect();
+            if key == "resourceLogs" && resources.len() == 2 {
+                // Fold both into one untagged resource holding both sessions' records.
+                let second = resources.pop().unwrap();
+                let first = &mut resources[0];
+                first["resource"]["attributes"] = json!([]);
+                let records = second["scopeLogs"][0]["logRecords"]
+                    .as_array()
+                    .unwrap()
+                    .clone();
+                first["scopeLogs"][0]["logRecords"]
+                    .as_array_mut()
+                    .unwrap()
+                    .extend(records);
+            }
+            merged.push_str(&json!({ key: resources }).to_string());
+            merged.push('\n');
+        }
+    }
+    let path = tmp.path().join("merged.jsonl");
+    std::fs::write(&path, merged).unwrap();
+    for name in [PG, ST] {
+        let dir = session_dir(tmp.path(), name, json!({}));
+        let inputs = Inputs {
+            logs: vec![path.clone()],
+            metrics: vec![],
+            result: Some(result_file(name)),
+        };
+        let opts = Options {
+            extract_raw: true,
+            ..Options::default()
+        };
+        let cost = summarize(&dir, &inputs, &opts).unwrap();
+        let (turns, total) = truth(name);
+        assert_eq!(cost.summary.api_calls, turns, "{name}");
+        assert_eq!(cost.summary.total_cost_usd, total, "{name}");
+        assert_eq!(cost.summary.reconciliation.as_ref().unwrap().status, "ok");
+        let i = cost.summary.inputs.as_ref().unwrap();
+        assert!(
+            i.other_sessions > 0,
+            "the other session's records were seen and left out"
+        );
+        // The rewritten lines hold this session's records only, all of them.
+        let (sid, _) = ids(name);
+        let mut records = 0;
+        for line in lines_of(&cost.raw_path.unwrap()) {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            for s in record_sessions(&v) {
+                assert_eq!(s.as_deref(), Some(sid.as_str()));
+                records += 1;
+            }
+        }
+        assert_eq!(records, i.log_records + i.metric_points);
+    }
+}
