@@ -895,3 +895,77 @@ fn line_counts_and_level_names_from_the_repository_content() {
     let empty = tempfile::tempdir().unwrap();
     assert!(rules.count("postgres", empty.path()).unwrap().is_none());
 }
+
+/// A run of this project's `bench-run` (rehearsal sessions of the real agent CLI: generate,
+/// upgrade, fix for postgres, generate for spacetime); its telemetry JSON, app documents and
+/// small app files copied as written.
+fn rehearsal_run() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rehearsal-run/sequential-upgrade-20261124")
+}
+
+#[test]
+fn a_run_of_this_project_reads_as_written() {
+    let m = metrics_of(&rehearsal_run());
+    assert!(m.warnings.is_empty(), "{:#?}", m.warnings);
+    assert_eq!(m.models, vec!["claude-sonnet-4-6".to_string()]);
+    assert_eq!(m.variants, vec!["sequential-upgrade".to_string()]);
+    let pg = &m.backends["postgres"];
+    // Every figure is the sum of the sessions' own summaries.
+    let tel = rehearsal_run().join("postgres/telemetry");
+    let mut cost = 0.0;
+    let mut calls = 0;
+    let mut output = 0;
+    let mut wall = 0.0;
+    for entry in std::fs::read_dir(&tel).unwrap() {
+        let dir = entry.unwrap().path();
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("cost-summary.json")).unwrap())
+                .unwrap();
+        let meta: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("metadata.json")).unwrap())
+                .unwrap();
+        cost += s["totalCostUsd"].as_f64().unwrap();
+        calls += s["apiCalls"].as_u64().unwrap();
+        output += s["totalOutputTokens"].as_u64().unwrap();
+        wall += meta["wallClockSec"].as_f64().unwrap();
+    }
+    assert!((pg.cost.total - cost).abs() < 1e-12);
+    assert_eq!(pg.tokens.api_calls, calls);
+    assert_eq!(pg.tokens.fresh_output, output);
+    assert!((pg.time.wall_clock_total.unwrap() - wall).abs() < 1e-9);
+    assert_eq!(
+        (pg.sessions.generate, pg.sessions.upgrade, pg.sessions.fix),
+        (1, 1, 1)
+    );
+    assert_eq!(pg.levels_completed, 2);
+    let fix = pg.session_list.iter().find(|s| s.phase == "fix").unwrap();
+    assert_eq!((fix.labelled_level, fix.level), (2, 2));
+    assert_eq!(fix.outcome.as_deref(), Some("completed"));
+    assert_eq!(pg.by_level[1].fix_sessions, 1);
+    assert_eq!(pg.quality.iteration_log_fixes, 1);
+    // The app's BUG_REPORT.md is shown, not counted: bench-run kept no copy with the session.
+    assert_eq!(pg.quality.total_bugs, None);
+    assert_eq!(pg.quality.latest_bug_report.as_ref().unwrap().bugs, 1);
+    assert_eq!(m.backends["spacetime"].sessions.total, 1);
+
+    // With the report kept in the fix session's inputs snapshot, bugs are counted.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sequential-upgrade-20261124");
+    copy_dir(&rehearsal_run(), &dir);
+    let inputs = dir.join("postgres/inputs").join(&fix.run_id);
+    std::fs::create_dir_all(&inputs).unwrap();
+    std::fs::copy(
+        dir.join("postgres/results/chat-app-20261124-091926/BUG_REPORT.md"),
+        inputs.join("BUG_REPORT.md"),
+    )
+    .unwrap();
+    let m = metrics_of(&dir);
+    let pg = &m.backends["postgres"];
+    assert_eq!(pg.quality.total_bugs, Some(1));
+    assert_eq!(
+        pg.by_level.iter().map(|l| l.bugs).collect::<Vec<_>>(),
+        vec![Some(0), Some(1)]
+    );
+    assert_eq!(pg.quality.zero_bug_levels, Some(1));
+}
