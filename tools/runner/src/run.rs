@@ -674,6 +674,27 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         meta.extra
             .insert("agentCliReportedVersion".to_owned(), serde_json::json!(v));
     }
+    // The CLI's own timings, from its result line.
+    if let Some(result) = &exit.live.result {
+        for (from, to) in [
+            ("duration_ms", "agentDurationMs"),
+            ("duration_api_ms", "agentApiDurationMs"),
+            ("num_turns", "agentNumTurns"),
+            ("subtype", "agentResultSubtype"),
+        ] {
+            if let Some(v) = result.get(from) {
+                meta.extra.insert(to.to_owned(), v.clone());
+            }
+        }
+    }
+    meta.extra.insert(
+        "assistantMessages".to_owned(),
+        serde_json::json!(exit.live.assistant_messages),
+    );
+    meta.extra.insert(
+        "toolCalls".to_owned(),
+        serde_json::json!(exit.live.tool_calls),
+    );
     bench_formats::write_json(&meta_path, &meta)?;
 
     // Cost: wait for the agent's last export, then account for the session.

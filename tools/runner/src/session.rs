@@ -15,6 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 /// The agent's standard error, inside the session folder.
 pub const STDERR_FILE: &str = "agent-stderr.log";
+/// The agent's process id (also its process group) while it runs; removed when it ends.
+pub const PID_FILE: &str = "agent.pid";
 
 /// A flag that stops a running session (as Ctrl-C would), from any thread.
 #[derive(Clone, Default)]
@@ -259,6 +261,9 @@ pub async fn run_agent(
     let pid = child
         .id()
         .context("the agent exited before it could be watched")? as i32;
+    // Which process is the agent (and its process group), for whoever wants to look at it.
+    let pid_file = inv.session_dir.join(PID_FILE);
+    let _ = tokio::fs::write(&pid_file, format!("{pid}\n")).await;
 
     // The prompt goes in on stdin; closing it tells the CLI the prompt is complete.
     if let Some(mut stdin) = child.stdin.take() {
@@ -349,6 +354,7 @@ pub async fn run_agent(
     };
     // Whatever the agent left running in its group (dev servers, watchers) goes with it.
     signal_group(pid, libc::SIGTERM);
+    let _ = tokio::fs::remove_file(&pid_file).await;
 
     // The transcript ends when the pipe closes; a process that escaped the group could keep
     // it open, so do not wait forever.

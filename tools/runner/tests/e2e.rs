@@ -397,3 +397,93 @@ fn bad_requests_fail_clearly_and_write_nothing() {
     assert!(err.contains("does not exist"), "{err}");
     assert!(!env.runs.exists(), "nothing was written");
 }
+
+/// Waits for a file matching `dir/*/name` and returns it.
+fn wait_for(dir: &Path, name: &str, limit: Duration) -> PathBuf {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path().join(name);
+                if p.exists() {
+                    return p;
+                }
+            }
+        }
+        assert!(start.elapsed() < limit, "no {name} under {}", dir.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_agent_killed_from_outside_is_recorded_as_killed_with_its_cost_so_far() {
+    let env = env();
+    let opts = options(&env, generate("postgres"), fixture("slow.toml"));
+    let telemetry = env.runs.clone();
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| bench_runner::run_session(&opts));
+        // The agent is busy in `sleep 120` once started.txt exists; give its telemetry
+        // export (every second) time to carry the two calls made so far, then kill it.
+        let day = wait_for(&telemetry, "postgres", Duration::from_secs(60));
+        let started = wait_for(&day.join("results"), "started.txt", Duration::from_secs(60));
+        assert!(started.is_file());
+        let pid_file = wait_for(&day.join("telemetry"), "agent.pid", Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs(4));
+        let pid: i32 = std::fs::read_to_string(pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: signals one process this test's session started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        run.join().unwrap().unwrap()
+    });
+    assert_eq!(report.outcome, "killed");
+    let meta = metadata(&report);
+    assert_eq!(meta.outcome.as_deref(), Some("killed"));
+    assert_eq!(meta.exit_code, Some(128 + 9));
+    assert_eq!(meta.extra["signal"], 9);
+    assert_eq!(meta.completion_marker_seen, Some(false));
+    let summary: CostSummary = read_json(&report.session_dir.join("cost-summary.json")).unwrap();
+    assert_eq!(summary.api_calls, 2, "{summary:?}");
+    assert!(summary.total_cost_usd > 0.0);
+    assert!(!report.session_dir.join("agent.pid").exists());
+}
+
+#[test]
+fn an_interrupted_session_is_finalized_as_interrupted() {
+    let env = env();
+    let opts = options(&env, generate("postgres"), fixture("slow.toml"));
+    let cancel = opts.cancel.clone();
+    let runs = env.runs.clone();
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| bench_runner::run_session(&opts));
+        let day = wait_for(&runs, "postgres", Duration::from_secs(60));
+        wait_for(&day.join("results"), "started.txt", Duration::from_secs(60));
+        cancel.cancel();
+        run.join().unwrap().unwrap()
+    });
+    assert_eq!(report.outcome, "interrupted");
+    assert!(!report.marker_seen);
+    // Stopped like Ctrl-C: the CLI still printed its result, so the cost reconciles.
+    let cli = report
+        .cli_total_cost_usd
+        .expect("the CLI printed its result");
+    let summary: CostSummary = read_json(&report.session_dir.join("cost-summary.json")).unwrap();
+    assert!((summary.total_cost_usd - cli).abs() < 1e-9, "{summary:?}");
+    let state: AppState = read_json(&report.app_dir.join(".bench/state.json")).unwrap();
+    assert_eq!(state.sessions[0].outcome, "interrupted");
+}
+
+#[test]
+fn a_real_session_without_an_api_key_is_refused_before_anything_is_written() {
+    let env = env();
+    let mut opts = options(&env, generate("postgres"), rehearsal("generate-l1.toml"));
+    opts.models = ModelSource::Anthropic;
+    // SAFETY: nextest runs each test in its own process; no other thread reads the variable.
+    unsafe { std::env::remove_var("ANTHROPIC_API_KEY") };
+    let err = format!("{:#}", bench_runner::run_session(&opts).unwrap_err());
+    assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
+    assert!(err.contains("--rehearse"), "{err}");
+    assert!(!env.runs.exists());
+}
