@@ -187,7 +187,7 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
     let is_build = |s: &&Session| s.phase != Phase::Fix;
     let is_fix = |s: &&Session| s.phase == Phase::Fix;
     let sum = |f: &dyn Fn(&Session) -> f64, pred: &dyn Fn(&&Session) -> bool| -> f64 {
-        sessions.iter().filter(|s| pred(s)).map(f).sum()
+        sessions.iter().filter(|s| pred(s)).map(f).sum::<f64>() + 0.0
     };
     let all = |_: &&Session| true;
     let cost = |s: &Session| s.summary.total_cost_usd;
@@ -261,7 +261,11 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
     let avg = |x: f64, n: usize| if n > 0 { x / n as f64 } else { 0.0 };
     let generation = sum(&secs, &|s: &&Session| s.phase == Phase::Generate);
     let upgrades_only = sum(&secs, &|s: &&Session| s.phase == Phase::Upgrade);
-    let wall: Option<f64> = sessions.iter().map(Session::wall_clock_sec).sum();
+    let wall: Option<f64> = sessions
+        .iter()
+        .map(Session::wall_clock_sec)
+        .sum::<Option<f64>>()
+        .map(|w| w + 0.0);
     let time = TimeFigures {
         total: total_secs,
         upgrade_total,

@@ -32,7 +32,8 @@ pub enum Block {
 }
 
 fn usd(x: f64) -> String {
-    format!("${x:.2}")
+    // `+ 0.0` turns a negative zero (an empty float sum) into zero.
+    format!("${:.2}", x + 0.0)
 }
 
 fn int(x: f64) -> String {
@@ -49,6 +50,7 @@ fn int(x: f64) -> String {
 }
 
 fn fmt_kind(kind: Kind, x: f64) -> String {
+    let x = x + 0.0;
     match kind {
         Kind::Usd => usd(x),
         Kind::Int => int(x),

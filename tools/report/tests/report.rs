@@ -948,6 +948,11 @@ fn a_run_of_this_project_reads_as_written() {
     assert_eq!(pg.quality.total_bugs, None);
     assert_eq!(pg.quality.latest_bug_report.as_ref().unwrap().bugs, 1);
     assert_eq!(m.backends["spacetime"].sessions.total, 1);
+    // No fix session: fixes cost zero (not a negative zero from an empty float sum).
+    assert!(m.backends["spacetime"].cost.fixes.is_sign_positive());
+    let d = data::build(vec![m.clone()], None, 1, &Default::default(), "t".into());
+    let md = bench_report::render::to_markdown(&bench_report::render::document(&d, false));
+    assert!(md.contains("| — fixes | $0.11 | $0.00 |"), "{md}");
 
     // With the report kept in the fix session's inputs snapshot, bugs are counted.
     let tmp = tempfile::tempdir().unwrap();
