@@ -157,6 +157,11 @@ fn print_status(status: &Status) {
         (None, false) => "no engine (embedded services)".into(),
     };
     println!("  {:<14} {docker}", "Docker");
+    if let Some(ps) = &status.compose_ps {
+        for line in ps.lines() {
+            println!("  {:<14} {line}", "");
+        }
+    }
     print_service("OTLP receiver", &status.otlp);
     print_service("PostgreSQL", &status.postgres);
     print_service("MongoDB", &status.mongodb);

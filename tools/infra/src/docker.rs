@@ -32,10 +32,35 @@ pub struct DockerState {
     pub started_at: String,
 }
 
-fn compose(layout: &Layout, ports: &Ports) -> Command {
-    let mut cmd = Command::new("docker");
-    cmd.arg("compose")
-        .arg("-f")
+/// `docker compose` (the plugin) when it answers, else the standalone `docker-compose`.
+fn compose_program() -> Result<Command> {
+    let plugin = process::output_within(
+        Command::new("docker").args(["compose", "version"]),
+        Duration::from_secs(15),
+    )
+    .is_some_and(|out| out.status.success());
+    if plugin {
+        let mut cmd = Command::new("docker");
+        cmd.arg("compose");
+        return Ok(cmd);
+    }
+    let standalone = process::output_within(
+        Command::new("docker-compose").arg("version"),
+        Duration::from_secs(15),
+    )
+    .is_some_and(|out| out.status.success());
+    if standalone {
+        return Ok(Command::new("docker-compose"));
+    }
+    bail!(
+        "neither `docker compose` nor `docker-compose` works: install the compose plugin \
+         (`apt-get install docker-compose-plugin`), or use the embedded services (`--embedded`)"
+    )
+}
+
+fn compose(layout: &Layout, ports: &Ports) -> Result<Command> {
+    let mut cmd = compose_program()?;
+    cmd.arg("-f")
         .arg(layout.compose_file())
         .arg("--project-directory")
         .arg(&layout.root)
@@ -48,7 +73,7 @@ fn compose(layout: &Layout, ports: &Ports) -> Command {
         .env("BENCH_OTLP_HTTP_PORT", ports.otlp_http.to_string())
         .env("BENCH_PG_PORT", ports.postgres.to_string())
         .env("BENCH_MONGO_PORT", ports.mongodb.to_string());
-    cmd
+    Ok(cmd)
 }
 
 fn current_uid() -> u32 {
@@ -75,7 +100,7 @@ pub fn up(layout: &Layout, ports: &Ports) -> Result<DockerState> {
     }
     std::fs::create_dir_all(&layout.telemetry)
         .with_context(|| format!("creating {}", layout.telemetry.display()))?;
-    let status = compose(layout, ports)
+    let status = compose(layout, ports)?
         .args(["up", "-d", "--wait"])
         .status()
         .context(
@@ -102,7 +127,7 @@ pub fn down(layout: &Layout) -> Result<bool> {
     let Some(state) = state(layout) else {
         return Ok(false);
     };
-    let status = compose(layout, &state.ports)
+    let status = compose(layout, &state.ports)?
         .arg("down")
         .status()
         .context("running `docker compose down`")?;
@@ -116,8 +141,12 @@ pub fn down(layout: &Layout) -> Result<bool> {
 /// `docker compose ps` output, for `status`.
 pub fn ps(layout: &Layout) -> String {
     let ports = state(layout).map(|s| s.ports).unwrap_or_default();
+    let mut cmd = match compose(layout, &ports) {
+        Ok(cmd) => cmd,
+        Err(err) => return format!("{err:#}"),
+    };
     match process::output_within(
-        compose(layout, &ports).args([
+        cmd.args([
             "ps",
             "--format",
             "table {{.Service}}\t{{.State}}\t{{.Ports}}",

@@ -444,6 +444,8 @@ pub struct Status {
     pub docker_engine: bool,
     /// Set when `up --docker` started the compose project.
     pub docker: Option<docker::DockerState>,
+    /// `docker compose ps` when the compose project is up.
+    pub compose_ps: Option<String>,
     pub otlp: ServiceStatus,
     pub postgres: ServiceStatus,
     pub mongodb: ServiceStatus,
@@ -477,6 +479,7 @@ pub fn status(root: &Path) -> Result<Status> {
             ),
             postgres: service(p.postgres, vec![format!("127.0.0.1:{}", p.postgres)], None),
             mongodb: service(p.mongodb, vec![format!("127.0.0.1:{}", p.mongodb)], None),
+            compose_ps: Some(docker::ps(&layout)),
             docker: docker_state,
         });
     }
@@ -555,6 +558,7 @@ pub fn status(root: &Path) -> Result<Status> {
         state_dir: layout.state.clone(),
         docker_engine,
         docker: None,
+        compose_ps: None,
         otlp,
         postgres,
         mongodb,
