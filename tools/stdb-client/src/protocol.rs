@@ -56,40 +56,37 @@ pub fn decode_server_message(frame: &[u8]) -> Result<ServerMessage> {
     }
 }
 
+/// Splits `http://host:port[/prefix]` (or `ws://…`) into `host:port[/prefix]`. TLS URLs are refused:
+/// this crate is built without TLS, for servers on the benchmark machine.
+fn host_part(base_url: &str) -> Result<&str> {
+    let base = base_url.trim_end_matches('/');
+    if let Some(rest) = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("ws://"))
+    {
+        return Ok(rest);
+    }
+    if base.starts_with("https://") || base.starts_with("wss://") {
+        bail!(
+            "`{base_url}`: TLS (https/wss) is not supported: this client is built for local SpacetimeDB \
+             servers (e.g. http://127.0.0.1:3000)"
+        );
+    }
+    bail!("SpacetimeDB URL `{base_url}` must start with http:// (e.g. http://127.0.0.1:3000)")
+}
+
 /// Turns `http://host:port[/prefix]` into the WebSocket URL of a database's subscribe endpoint.
 pub fn subscribe_url(base_url: &str, database: &str) -> Result<String> {
-    let base = base_url.trim_end_matches('/');
-    let rest = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if base.starts_with("ws://") || base.starts_with("wss://") {
-        base.to_string()
-    } else {
-        bail!(
-            "SpacetimeDB URL `{base_url}` must start with http://, https://, ws:// or wss:// (e.g. http://127.0.0.1:3000)"
-        )
-    };
+    let host = host_part(base_url)?;
     check_database_name(database)?;
     Ok(format!(
-        "{rest}/v1/database/{database}/subscribe?compression=None"
+        "ws://{host}/v1/database/{database}/subscribe?compression=None"
     ))
 }
 
-/// Turns `ws(s)://` or `http(s)://` into the HTTP base used by the REST endpoints.
+/// Turns `http://…` or `ws://…` into the HTTP base used by the REST endpoints.
 pub fn http_base(base_url: &str) -> Result<String> {
-    let base = base_url.trim_end_matches('/');
-    if base.starts_with("http://") || base.starts_with("https://") {
-        Ok(base.to_string())
-    } else if let Some(rest) = base.strip_prefix("ws://") {
-        Ok(format!("http://{rest}"))
-    } else if let Some(rest) = base.strip_prefix("wss://") {
-        Ok(format!("https://{rest}"))
-    } else {
-        bail!(
-            "SpacetimeDB URL `{base_url}` must start with http:// or https:// (e.g. http://127.0.0.1:3000)"
-        )
-    }
+    Ok(format!("http://{}", host_part(base_url)?))
 }
 
 /// Database names and identities are path segments: refuse anything that would change the path.
@@ -234,8 +231,14 @@ mod tests {
             "ws://127.0.0.1:3000/v1/database/chat/subscribe?compression=None"
         );
         assert_eq!(
-            subscribe_url("https://h/prefix", "c200").unwrap(),
-            "wss://h/prefix/v1/database/c200/subscribe?compression=None"
+            subscribe_url("ws://h/prefix", "c200").unwrap(),
+            "ws://h/prefix/v1/database/c200/subscribe?compression=None"
+        );
+        assert!(
+            subscribe_url("https://h", "c")
+                .unwrap_err()
+                .to_string()
+                .contains("TLS")
         );
         assert!(
             subscribe_url("127.0.0.1:3000", "chat")

@@ -11,9 +11,11 @@
 //!   `join_room(room_id: u64)` (idempotent), `send_message(room_id: u64, text: String)` (sender must
 //!   be a member); each returns an error for empty names/texts and unknown rooms.
 //!
-//! Subscriptions and SQL understand `SELECT * FROM <table> [WHERE <col> = <literal> [AND …]]` and
-//! `SELECT COUNT(*) [AS <name>] FROM <table> [WHERE …]`; literals are numbers, `'strings'`,
-//! `true`/`false` and `0x…` identities. Faults ([`Fault`]) make a reducer fail, panic or wait.
+//! SQL (HTTP) understands `SELECT (* | COUNT(*) [AS name] | col, …) FROM <table>
+//! [WHERE <col> = <literal> [AND …]] [LIMIT n]`, statements separated by `;`; subscriptions and
+//! one-off queries take the whole-row form (`SELECT * … [WHERE …]`). Literals are numbers,
+//! `'strings'` (`''` escapes a quote), `true`/`false` and `0x…` identities; `"col"` quotes a name.
+//! Like SpacetimeDB, there is no `LIKE`, `OR` or `ORDER BY`. Faults ([`Fault`]) make a reducer fail, panic or wait.
 //! Reducers run one at a time under one lock, as in SpacetimeDB, so every subscriber sees
 //! transactions in commit order.
 
@@ -294,12 +296,24 @@ struct Conn {
     query_sets: Vec<(QuerySetId, Vec<Select>)>,
 }
 
+/// What a `SELECT` returns.
+#[derive(Debug, Clone)]
+enum Projection {
+    /// `*`: whole rows.
+    All,
+    /// `COUNT(*) [AS alias]`.
+    Count(String),
+    /// `a, b, c`: these columns.
+    Columns(Vec<usize>),
+}
+
 /// A parsed `SELECT` (the subset this server understands).
 #[derive(Debug, Clone)]
 struct Select {
     table: Arc<TableSchema>,
-    count_as: Option<String>,
+    projection: Projection,
     filters: Vec<(usize, AlgebraicValue)>,
+    limit: Option<usize>,
 }
 
 impl Select {
@@ -308,85 +322,246 @@ impl Select {
             .iter()
             .all(|(col, v)| row.elements.get(*col) == Some(v))
     }
+
+    /// Subscriptions and one-off queries must return whole rows.
+    fn whole_rows(&self) -> bool {
+        matches!(self.projection, Projection::All) && self.limit.is_none()
+    }
 }
 
-fn split_keyword<'a>(s: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
-    let upper = s.to_ascii_uppercase();
-    let pat = format!(" {keyword} ");
-    let i = upper.find(&pat)?;
-    Some((&s[..i], &s[i + pat.len()..]))
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    /// A bare or double-quoted identifier (bare ones may be keywords).
+    Ident {
+        text: String,
+        quoted: bool,
+    },
+    Number(String),
+    Str(String),
+    Symbol(char),
 }
 
-fn parse_select(schema: &ModuleSchema, sql: &str) -> Result<Select> {
-    let sql = sql.trim().trim_end_matches(';').trim();
-    let normalized: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let upper = normalized.to_ascii_uppercase();
-    let Some(rest) = upper.strip_prefix("SELECT ") else {
-        bail!("only SELECT statements are supported here: `{sql}`");
-    };
-    let offset = normalized.len() - rest.len();
-    let rest = &normalized[offset..];
-    let (projection, from) = split_keyword(&format!(" {rest}"), "FROM")
-        .map(|(p, f)| (p.trim().to_string(), f.to_string()))
-        .ok_or_else(|| anyhow!("missing FROM in `{sql}`"))?;
-    let count_as = if projection == "*" {
-        None
-    } else if projection.to_ascii_uppercase().starts_with("COUNT(*)") {
-        let alias = projection["COUNT(*)".len()..].trim();
-        let alias = match alias.get(..3).map(str::to_ascii_uppercase).as_deref() {
-            Some("AS ") => alias[3..].trim().to_string(),
-            _ if alias.is_empty() => "count".to_string(),
-            _ => bail!("cannot read the projection `{projection}`"),
-        };
-        Some(alias)
-    } else {
-        bail!("only `*` and `COUNT(*)` projections are supported, not `{projection}`");
-    };
-    let (table_name, where_clause) = match split_keyword(&format!("{from} "), "WHERE") {
-        Some((t, w)) => (t.trim().to_string(), Some(w.trim().to_string())),
-        None => (from.trim().to_string(), None),
-    };
-    let table = schema.table(&table_name)?.clone();
-    let mut filters = Vec::new();
-    if let Some(clause) = where_clause {
-        let mut rest = clause;
-        loop {
-            let (cond, tail) = match split_keyword(&format!(" {rest} "), "AND") {
-                Some((c, t)) => (c.trim().to_string(), Some(t.trim().to_string())),
-                None => (rest.trim().to_string(), None),
-            };
-            let (col, lit) = cond.split_once('=').ok_or_else(|| {
-                anyhow!("only `col = literal` conditions are supported, not `{cond}`")
-            })?;
-            let col = table.column_index(col.trim())?;
-            let lit = lit.trim();
-            let json = if let Some(s) = lit.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
-                Json::String(s.replace("''", "'"))
-            } else if lit.eq_ignore_ascii_case("true") || lit.eq_ignore_ascii_case("false") {
-                Json::Bool(lit.eq_ignore_ascii_case("true"))
-            } else if lit.starts_with("0x") || lit.starts_with("0X") {
-                Json::String(lit.to_string())
+fn tokenize(sql: &str) -> Result<Vec<Token>> {
+    let mut tokens = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '\'' || c == '"' {
+            chars.next();
+            let mut text = String::new();
+            loop {
+                match chars.next() {
+                    Some(q) if q == c => {
+                        if chars.peek() == Some(&c) {
+                            chars.next();
+                            text.push(c);
+                        } else {
+                            break;
+                        }
+                    }
+                    Some(other) => text.push(other),
+                    None => bail!("unterminated {c}…{c} in `{sql}`"),
+                }
+            }
+            tokens.push(if c == '\'' {
+                Token::Str(text)
             } else {
-                serde_json::from_str::<Json>(lit)
-                    .map_err(|_| anyhow!("cannot read the literal `{lit}`"))?
+                Token::Ident { text, quoted: true }
+            });
+        } else if c.is_ascii_digit() || c == '-' {
+            let mut text = String::new();
+            while let Some(&d) = chars.peek() {
+                if d.is_ascii_alphanumeric() || d == '-' || d == '.' {
+                    text.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(Token::Number(text));
+        } else if c.is_alphabetic() || c == '_' {
+            let mut text = String::new();
+            while let Some(&d) = chars.peek() {
+                if d.is_alphanumeric() || d == '_' {
+                    text.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(Token::Ident {
+                text,
+                quoted: false,
+            });
+        } else if "*=(),;".contains(c) {
+            tokens.push(Token::Symbol(c));
+            chars.next();
+        } else {
+            bail!(
+                "unexpected `{c}` in `{sql}` (this server understands SELECT with `col = literal` filters)"
+            );
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser<'a> {
+    tokens: Vec<Token>,
+    pos: usize,
+    sql: &'a str,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self) -> Result<Token> {
+        let t = self
+            .tokens
+            .get(self.pos)
+            .cloned()
+            .ok_or_else(|| anyhow!("`{}` ends too early", self.sql))?;
+        self.pos += 1;
+        Ok(t)
+    }
+
+    fn keyword(&mut self, kw: &str) -> bool {
+        let hit = matches!(self.peek(), Some(Token::Ident { text, quoted: false }) if text.eq_ignore_ascii_case(kw));
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    fn expect_keyword(&mut self, kw: &str) -> Result<()> {
+        if self.keyword(kw) {
+            Ok(())
+        } else {
+            bail!("expected {kw} in `{}`", self.sql)
+        }
+    }
+
+    fn symbol(&mut self, c: char) -> bool {
+        let hit = self.peek() == Some(&Token::Symbol(c));
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    fn expect_symbol(&mut self, c: char) -> Result<()> {
+        if self.symbol(c) {
+            Ok(())
+        } else {
+            bail!("expected `{c}` in `{}`", self.sql)
+        }
+    }
+
+    fn ident(&mut self) -> Result<String> {
+        match self.next()? {
+            Token::Ident { text, .. } => Ok(text),
+            other => bail!("expected a name, found {other:?} in `{}`", self.sql),
+        }
+    }
+}
+
+/// Parses `SELECT (* | COUNT(*) [AS a] | col, …) FROM t [WHERE col = literal [AND …]] [LIMIT n]`.
+fn parse_select(schema: &ModuleSchema, sql: &str) -> Result<Select> {
+    enum Proj {
+        All,
+        Count(String),
+        Names(Vec<String>),
+    }
+    let mut p = Parser {
+        tokens: tokenize(sql)?,
+        pos: 0,
+        sql,
+    };
+    p.expect_keyword("SELECT")?;
+    let proj = if p.symbol('*') {
+        Proj::All
+    } else if p.keyword("COUNT") {
+        p.expect_symbol('(')?;
+        p.expect_symbol('*')?;
+        p.expect_symbol(')')?;
+        Proj::Count(if p.keyword("AS") {
+            p.ident()?
+        } else {
+            "count".to_string()
+        })
+    } else {
+        let mut names = vec![p.ident()?];
+        while p.symbol(',') {
+            names.push(p.ident()?);
+        }
+        Proj::Names(names)
+    };
+    p.expect_keyword("FROM")?;
+    let table = schema.table(&p.ident()?)?.clone();
+    let projection = match proj {
+        Proj::All => Projection::All,
+        Proj::Count(alias) => Projection::Count(alias),
+        Proj::Names(names) => Projection::Columns(
+            names
+                .iter()
+                .map(|n| table.column_index(n))
+                .collect::<Result<_>>()?,
+        ),
+    };
+    let mut filters = Vec::new();
+    if p.keyword("WHERE") {
+        loop {
+            let col = table.column_index(&p.ident()?)?;
+            p.expect_symbol('=')
+                .map_err(|_| anyhow!("only `col = literal` conditions are supported in `{sql}`"))?;
+            let json = match p.next()? {
+                Token::Str(s) => Json::String(s),
+                Token::Number(n) if n.starts_with("0x") || n.starts_with("0X") => Json::String(n),
+                Token::Number(n) => serde_json::from_str::<Json>(&n)
+                    .map_err(|_| anyhow!("cannot read the number `{n}`"))?,
+                Token::Ident {
+                    text,
+                    quoted: false,
+                } if text.eq_ignore_ascii_case("true") => Json::Bool(true),
+                Token::Ident {
+                    text,
+                    quoted: false,
+                } if text.eq_ignore_ascii_case("false") => Json::Bool(false),
+                other => bail!("expected a literal, found {other:?} in `{sql}`"),
             };
             let ty = &table.columns[col].ty;
-            let value = if let (Some(inner), false) = (ty.as_option(), json.is_null()) {
-                AlgebraicValue::OptionSome(json_to_value(&json, inner)?)
-            } else {
-                json_to_value(&json, ty)?
+            let value = match ty.as_option() {
+                Some(inner) => AlgebraicValue::OptionSome(json_to_value(&json, inner)?),
+                None => json_to_value(&json, ty)?,
             };
             filters.push((col, value));
-            match tail {
-                Some(t) => rest = t,
-                None => break,
+            if !p.keyword("AND") {
+                break;
             }
         }
     }
+    let limit = if p.keyword("LIMIT") {
+        match p.next()? {
+            Token::Number(n) => Some(n.parse().map_err(|_| anyhow!("bad LIMIT `{n}`"))?),
+            other => bail!("expected a number after LIMIT, found {other:?}"),
+        }
+    } else {
+        None
+    };
+    p.symbol(';');
+    if let Some(extra) = p.peek() {
+        bail!(
+            "unsupported SQL at {extra:?} in `{sql}` (this server understands \
+             SELECT … FROM t [WHERE col = literal [AND …]] [LIMIT n])"
+        );
+    }
     Ok(Select {
         table,
-        count_as,
+        projection,
         filters,
+        limit,
     })
 }
 
@@ -658,32 +833,52 @@ async fn sql_handler(
     }
     let started = Instant::now();
     let mut results: Vec<SqlStmtResult<ProductValue>> = Vec::new();
-    for stmt in body.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+    for stmt in split_statements(&body) {
         let select = match parse_select(&state.schema, stmt) {
             Ok(s) => s,
             Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("{e:#}")),
         };
         let inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let rows = inner
+        let matching: Vec<&ProductValue> = inner
             .tables
             .get(&select.table.name)
-            .map(|r| r.iter().filter(|r| select.matches(r)));
-        let (schema, rows) = match &select.count_as {
-            Some(alias) => {
-                let n = rows.map_or(0, |r| r.count()) as u64;
-                (
-                    ProductType::from([ProductTypeElement::new_named(
-                        AlgebraicType::U64,
-                        alias.clone(),
-                    )]),
-                    vec![ProductValue::from(vec![AlgebraicValue::U64(n)])],
-                )
-            }
-            None => (
+            .map(|r| r.iter().filter(|r| select.matches(r)).collect())
+            .unwrap_or_default();
+        let (schema, mut rows) = match &select.projection {
+            Projection::Count(alias) => (
+                ProductType::from([ProductTypeElement::new_named(
+                    AlgebraicType::U64,
+                    alias.clone(),
+                )]),
+                vec![ProductValue::from(vec![AlgebraicValue::U64(
+                    matching.len() as u64,
+                )])],
+            ),
+            Projection::All => (
                 select.table.row_type.clone(),
-                rows.map(|r| r.cloned().collect()).unwrap_or_default(),
+                matching.into_iter().cloned().collect(),
+            ),
+            Projection::Columns(cols) => (
+                ProductType::from(
+                    cols.iter()
+                        .map(|&c| select.table.row_type.elements[c].clone())
+                        .collect::<Box<[_]>>(),
+                ),
+                matching
+                    .into_iter()
+                    .map(|r| {
+                        ProductValue::from(
+                            cols.iter()
+                                .map(|&c| r.elements[c].clone())
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect(),
             ),
         };
+        if let Some(limit) = select.limit {
+            rows.truncate(limit);
+        }
         results.push(SqlStmtResult {
             schema,
             rows,
@@ -699,6 +894,29 @@ async fn sql_handler(
             .into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Splits SQL text at `;` outside quotes, dropping empty statements.
+fn split_statements(body: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut quote = None;
+    let mut start = 0;
+    for (i, c) in body.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ';') => {
+                out.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&body[start..]);
+    out.into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 async fn ws_handler(
@@ -849,7 +1067,7 @@ async fn connection(
                         .collect();
                     let mut inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
                     match parsed {
-                        Ok(selects) if selects.iter().all(|s| s.count_as.is_none()) => {
+                        Ok(selects) if selects.iter().all(Select::whole_rows) => {
                             let rows = query_rows(&inner, &selects);
                             if let Some(conn) = inner.conns.get_mut(&conn_key) {
                                 conn.query_sets.push((sub.query_set_id, selects));
@@ -898,7 +1116,7 @@ async fn connection(
                 }
                 ClientMessage::OneOffQuery(q) => {
                     let result = match parse_select(&state.schema, &q.query_string) {
-                        Ok(s) if s.count_as.is_none() => {
+                        Ok(s) if s.whole_rows() => {
                             let inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
                             Ok(query_rows(&inner, &[s]))
                         }
@@ -1020,5 +1238,81 @@ fn handle_call(
     }));
     if let (Some(conn), Ok(frame)) = (inner.conns.get(&conn_key), reply) {
         let _ = conn.tx.send(frame.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> ModuleSchema {
+        ModuleSchema::from_raw(chat_module_def()).unwrap()
+    }
+
+    #[test]
+    fn selects_parse_with_quotes_keywords_and_limits() {
+        let s = schema();
+        let q = parse_select(&s, "select text, \"room_id\" from message where text = 'a AND b; it''s' and room_id = 3 limit 5;").unwrap();
+        assert!(matches!(q.projection, Projection::Columns(ref c) if c == &[3, 1]));
+        assert_eq!(
+            q.filters,
+            vec![
+                (3, AlgebraicValue::String("a AND b; it's".into())),
+                (1, AlgebraicValue::U64(3))
+            ]
+        );
+        assert_eq!(q.limit, Some(5));
+        assert!(!q.whole_rows());
+
+        let q = parse_select(
+            &s,
+            "SELECT COUNT(*) FROM user WHERE name = 'ann' AND online = true",
+        )
+        .unwrap();
+        assert!(matches!(q.projection, Projection::Count(ref a) if a == "count"));
+        assert_eq!(
+            q.filters[0].1,
+            AlgebraicValue::OptionSome(AlgebraicValue::String("ann".into()))
+        );
+        assert_eq!(q.filters[1].1, AlgebraicValue::Bool(true));
+
+        let id = Identity::from_claims("a", "b");
+        let q = parse_select(
+            &s,
+            &format!("SELECT * FROM message WHERE sender = 0x{}", id.to_hex()),
+        )
+        .unwrap();
+        assert_eq!(q.filters[0].1, identity_value(id));
+        assert!(q.whole_rows());
+
+        for (bad, why) in [
+            (
+                "SELECT * FROM message WHERE text LIKE 'x%'",
+                "only `col = literal`",
+            ),
+            (
+                "SELECT * FROM message WHERE room_id = 1 OR room_id = 2",
+                "unsupported SQL",
+            ),
+            ("SELECT * FROM nope", "no table `nope`"),
+            ("SELECT nope FROM message", "no column `nope`"),
+            ("DELETE FROM message", "expected SELECT"),
+            (
+                "SELECT * FROM message WHERE room_id = 'x'",
+                "expected a u64",
+            ),
+            ("SELECT * FROM message WHERE text = 'open", "unterminated"),
+        ] {
+            let err = format!("{:#}", parse_select(&s, bad).unwrap_err());
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn statements_split_outside_quotes() {
+        assert_eq!(
+            split_statements("SELECT 1; SELECT ';' ;; SELECT \"a;b\" "),
+            ["SELECT 1", "SELECT ';'", "SELECT \"a;b\""]
+        );
     }
 }

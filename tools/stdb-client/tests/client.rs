@@ -531,3 +531,60 @@ async fn calls_waiting_when_the_server_goes_away_fail_instead_of_hanging() {
     assert!(client.closed_reason().is_some());
     assert!(client.call_reducer("send_message", &args).await.is_err());
 }
+
+#[tokio::test]
+async fn sql_returns_projections_counts_and_several_statements() {
+    let server = TestServer::start().await.unwrap();
+    let schema = Arc::new(fetch_schema(&server.base_url(), "chat").await.unwrap());
+    let (client, room) = user_with_room(&server, &schema, "hana").await;
+    for text in ["one", "two; with semicolon", "three"] {
+        let args = schema
+            .reducer_args(
+                "send_message",
+                &[("room_id", json!(room)), ("text", json!(text))],
+            )
+            .unwrap();
+        client
+            .call_reducer("send_message", &args)
+            .await
+            .unwrap()
+            .into_committed()
+            .unwrap();
+    }
+    let result = sql(
+        &server.base_url(),
+        "chat",
+        Some(client.token()),
+        &format!("SELECT text, room_id FROM message WHERE room_id = {room} LIMIT 2; SELECT COUNT(*) AS total FROM message"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.statements.len(), 2);
+    let texts = &result.statements[0];
+    assert_eq!(texts.columns, ["text", "room_id"]);
+    assert_eq!(
+        texts.rows,
+        vec![
+            vec![json!("one"), json!(room)],
+            vec![json!("two; with semicolon"), json!(room)]
+        ]
+    );
+    assert_eq!(result.statements[1].columns, ["total"]);
+    assert_eq!(result.statements[1].rows, vec![vec![json!(3)]]);
+    assert!(
+        result
+            .count()
+            .unwrap_err()
+            .to_string()
+            .contains("one SQL statement")
+    );
+    let only_count = sql(
+        &server.base_url(),
+        "chat",
+        None,
+        "SELECT COUNT(*) AS n FROM message WHERE text = 'three'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(only_count.count().unwrap(), 1);
+}
