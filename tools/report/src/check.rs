@@ -9,7 +9,10 @@
 //! or is not checkable from the run's data (lines of code without the app source, bug
 //! categories, guideline sizes, comparisons with other runs, …), with the reason. A number
 //! agrees when the recomputed value rounds to it: the difference is at most half a unit of
-//! the published value's last decimal (`12.62` allows ±0.005, `56` allows ±0.5).
+//! the last decimal as the file writes it, trailing zeros included (`12.62` allows ±0.005,
+//! `26.0` ±0.05, `56` ±0.5).
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -104,8 +107,26 @@ enum Recomputed {
     Skip,
 }
 
-/// Compares a published file with a run's recomputed figures.
+/// Compares a published file's text with a run's recomputed figures; the decimals each
+/// number was published with (trailing zeros included: `26.0` means one decimal) set how
+/// much rounding is allowed.
+pub fn check_text(text: &str, run: &RunMetrics) -> serde_json::Result<CheckReport> {
+    let published: Value = serde_json::from_str(text)?;
+    let decimals = literal_decimals(text);
+    Ok(check_with(&published, &decimals, run))
+}
+
+/// Compares a published JSON value with a run's figures (decimals from each number's
+/// shortest form: use [`check_text`] when the file's text is at hand).
 pub fn check(published: &Value, run: &RunMetrics) -> CheckReport {
+    check_with(published, &BTreeMap::new(), run)
+}
+
+fn check_with(
+    published: &Value,
+    decimals: &BTreeMap<String, usize>,
+    run: &RunMetrics,
+) -> CheckReport {
     let shape = if published.get("schema").and_then(Value::as_str) == Some(crate::data::SCHEMA) {
         "bench-report METRICS_DATA.json"
     } else if published.get("timing_seconds").is_some()
@@ -136,11 +157,19 @@ pub fn check(published: &Value, run: &RunMetrics) -> CheckReport {
             },
             (Recomputed::Num(x), Value::Number(n)) => {
                 let p = n.as_f64().unwrap_or(f64::NAN);
+                let places = decimals
+                    .get(&figure)
+                    .copied()
+                    .unwrap_or_else(|| shortest_decimals(p));
+                let published_text = match decimals.get(&figure) {
+                    Some(&d) => format!("{p:.d$}"),
+                    None => published_text,
+                };
                 CheckRow {
                     figure,
                     published: published_text,
-                    recomputed: Some(format_recomputed(x, p)),
-                    outcome: if agrees(p, x) {
+                    recomputed: Some(format_recomputed(x, places)),
+                    outcome: if agrees(p, x, places) {
                         Outcome::Agrees
                     } else {
                         Outcome::Disagrees
@@ -211,21 +240,188 @@ fn flatten(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Va
     }
 }
 
-/// Half a unit of the last decimal the published number shows (its shortest form).
-fn agrees(published: f64, recomputed: f64) -> bool {
-    let text = format!("{published}");
-    let decimals = text.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
-    let tolerance = 0.5 * 10f64.powi(-decimals) + 1e-9 * published.abs().max(1.0);
+/// Decimals of a number's shortest form (`32.3` → 1).
+fn shortest_decimals(x: f64) -> usize {
+    let text = format!("{x}");
+    text.split_once('.').map_or(0, |(_, d)| d.len())
+}
+
+/// Agrees within half a unit of the published value's last decimal.
+fn agrees(published: f64, recomputed: f64, decimals: usize) -> bool {
+    let tolerance = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9 * published.abs().max(1.0);
     (published - recomputed).abs() <= tolerance
 }
 
-fn format_recomputed(x: f64, published: f64) -> String {
-    let text = format!("{published}");
-    let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+fn format_recomputed(x: f64, decimals: usize) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
         format!("{x:.*}", decimals + 2)
+    }
+}
+
+/// The decimals every number literal of a JSON text was written with, by figure path (the
+/// paths [`flatten`] gives). Literals in exponent form are left out (their shortest form is
+/// used). The text must be valid JSON (checked before by serde_json); anything else gives
+/// an empty or partial map, which only makes the tolerance fall back.
+fn literal_decimals(text: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let mut parser = Literals {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    if let Some(tree) = parser.value() {
+        collect_literals(&tree, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+enum Lit {
+    Obj(Vec<(String, Lit)>),
+    Arr(Vec<Lit>),
+    Num(String),
+    Other,
+}
+
+struct Literals<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Literals<'_> {
+    fn ws(&mut self) {
+        while self.pos < self.bytes.len() && self.bytes[self.pos].is_ascii_whitespace() {
+            self.pos += 1;
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        // At the opening quote; JSON escapes are decoded by serde_json on the same text.
+        let start = self.pos;
+        self.pos += 1;
+        while self.pos < self.bytes.len() {
+            match self.bytes[self.pos] {
+                b'\\' => self.pos += 2,
+                b'"' => {
+                    self.pos += 1;
+                    return serde_json::from_slice(&self.bytes[start..self.pos]).ok();
+                }
+                _ => self.pos += 1,
+            }
+        }
+        None
+    }
+
+    fn value(&mut self) -> Option<Lit> {
+        self.ws();
+        match *self.bytes.get(self.pos)? {
+            b'{' => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.ws();
+                    match *self.bytes.get(self.pos)? {
+                        b'}' => {
+                            self.pos += 1;
+                            return Some(Lit::Obj(items));
+                        }
+                        b',' => self.pos += 1,
+                        b'"' => {
+                            let key = self.string()?;
+                            self.ws();
+                            if self.bytes.get(self.pos) != Some(&b':') {
+                                return None;
+                            }
+                            self.pos += 1;
+                            items.push((key, self.value()?));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.ws();
+                    match *self.bytes.get(self.pos)? {
+                        b']' => {
+                            self.pos += 1;
+                            return Some(Lit::Arr(items));
+                        }
+                        b',' => self.pos += 1,
+                        _ => items.push(self.value()?),
+                    }
+                }
+            }
+            b'"' => self.string().map(|_| Lit::Other),
+            b'-' | b'0'..=b'9' => {
+                let start = self.pos;
+                while self.pos < self.bytes.len()
+                    && matches!(
+                        self.bytes[self.pos],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
+                {
+                    self.pos += 1;
+                }
+                Some(Lit::Num(
+                    String::from_utf8_lossy(&self.bytes[start..self.pos]).into_owned(),
+                ))
+            }
+            _ => {
+                // true, false, null
+                while self.pos < self.bytes.len() && self.bytes[self.pos].is_ascii_alphabetic() {
+                    self.pos += 1;
+                }
+                Some(Lit::Other)
+            }
+        }
+    }
+}
+
+fn collect_literals(lit: &Lit, path: &mut Vec<String>, out: &mut BTreeMap<String, usize>) {
+    match lit {
+        Lit::Obj(items) => {
+            for (k, v) in items {
+                path.push(k.clone());
+                collect_literals(v, path, out);
+                path.pop();
+            }
+        }
+        Lit::Arr(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let level = match item {
+                    Lit::Obj(fields) => fields.iter().find_map(|(k, v)| match (k.as_str(), v) {
+                        ("level", Lit::Num(n)) => n.parse::<u64>().ok(),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                let key = match level {
+                    Some(level) => format!("[level={level}]"),
+                    None => format!("[{i}]"),
+                };
+                if let Some(last) = path.last_mut() {
+                    last.push_str(&key);
+                } else {
+                    path.push(key.clone());
+                }
+                collect_literals(item, path, out);
+                if let Some(last) = path.last_mut() {
+                    let cut = last.len() - key.len();
+                    last.truncate(cut);
+                    if last.is_empty() {
+                        path.pop();
+                    }
+                }
+            }
+        }
+        Lit::Num(text) if !text.contains(['e', 'E']) => {
+            let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+            out.insert(path.join("."), decimals);
+        }
+        _ => {}
     }
 }
 
@@ -449,12 +645,41 @@ mod tests {
 
     #[test]
     fn rounding_tolerance_follows_the_published_decimals() {
-        assert!(agrees(12.62, 12.6195));
-        assert!(!agrees(12.62, 12.6149));
-        assert!(agrees(56.0, 55.9));
-        assert!(!agrees(56.0, 56.6));
-        assert!(agrees(390.0, 390.0));
-        assert!(!agrees(390.0, 391.0));
+        assert!(agrees(12.62, 12.6195, 2));
+        assert!(!agrees(12.62, 12.6149, 2));
+        assert!(agrees(56.0, 55.9, 0));
+        assert!(!agrees(56.0, 56.6, 0));
+        assert!(agrees(390.0, 390.0, 0));
+        assert!(!agrees(390.0, 391.0, 0));
+        // `26.0` as written means one decimal: 26.4 does not round to it.
+        assert!(!agrees(26.0, 26.4, 1));
+        assert!(agrees(26.0, 25.99, 1));
+    }
+
+    #[test]
+    fn decimals_are_read_from_the_literals_as_written() {
+        let text = r#"{"a": {"x": 26.0, "y": 32.30, "z": 7, "e": 1.5e3, "s": "1.00"},
+                      "rows": [{"pg": 0.40, "level": 3}, {"level": 4, "pg": 1}], "n": [1.50],
+                      "q\"k\\": 1.25}"#;
+        let d = literal_decimals(text);
+        assert_eq!(d["a.x"], 1);
+        assert_eq!(d["a.y"], 2);
+        assert_eq!(d["a.z"], 0);
+        assert!(!d.contains_key("a.e"));
+        assert!(!d.contains_key("a.s"));
+        assert_eq!(d["rows[level=3].pg"], 2);
+        assert_eq!(d["rows[level=4].pg"], 0);
+        assert_eq!(d["n[0]"], 2);
+        assert_eq!(d["q\"k\\"], 2);
+        // The same paths as the flattening of the parsed value.
+        let v: Value = serde_json::from_str(text).unwrap();
+        let mut leaves = Vec::new();
+        flatten(&v, &mut Vec::new(), &mut leaves);
+        for (path, value) in leaves {
+            if value.is_number() && path.join(".") != "a.e" {
+                assert!(d.contains_key(&path.join(".")), "{}", path.join("."));
+            }
+        }
     }
 
     #[test]

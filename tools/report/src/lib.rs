@@ -219,7 +219,14 @@ pub fn write_outputs(data: &MetricsData, dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads a published metrics file and compares it with a run's figures.
 pub fn check_published(run: &RunMetrics, published: &Path) -> Result<check::CheckReport> {
-    let value: serde_json::Value = bench_formats::read_json(published)?;
+    let text = std::fs::read_to_string(published)
+        .with_context(|| format!("cannot read {}", published.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not valid JSON: give a published METRICS_REPORT.json or METRICS_DATA.json",
+            published.display()
+        )
+    })?;
     if let Some(schema) = value.get("schema").and_then(|s| s.as_str())
         && schema == data::SCHEMA
     {
@@ -235,7 +242,8 @@ pub fn check_published(run: &RunMetrics, published: &Path) -> Result<check::Chec
             );
         }
     }
-    Ok(check::check(&value, run))
+    check::check_text(&text, run)
+        .with_context(|| format!("{} is not valid JSON", published.display()))
 }
 
 pub mod cli {
