@@ -277,8 +277,7 @@ pub fn run(args: Args) -> Result<()> {
         },
         t => t,
     };
-    let agent_bin = crate::agent::resolve_agent_bin(args.agent_bin.as_deref(), &root)?;
-    // Check what can be checked before starting any service.
+    // Check what can be checked before installing or starting anything.
     let backend = match &task {
         Task::Generate { backend, .. } => backend.clone(),
         Task::Upgrade { app_dir, .. } | Task::Fix { app_dir, .. } => {
@@ -286,6 +285,14 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     bench_content::Content::load(&root)?.backend(&backend)?;
+    if let ModelSource::Rehearsal(path) = &models {
+        scripted_api::Script::load(path)?;
+    } else if std::env::var_os("ANTHROPIC_API_KEY").is_none_or(|v| v.is_empty()) {
+        bail!(
+            "ANTHROPIC_API_KEY is not set: export your Anthropic API key to run a real (paid) session, or add --rehearse rehearsal/generate-l1.toml for a zero-cost rehearsal"
+        );
+    }
+    let agent_bin = crate::agent::resolve_agent_bin(args.agent_bin.as_deref(), &root)?;
     let telemetry = match (&args.otlp_endpoint, &args.telemetry_dir) {
         (Some(endpoint), Some(dir)) => TelemetrySink {
             endpoint: endpoint.clone(),
@@ -293,8 +300,29 @@ pub fn run(args: Args) -> Result<()> {
             dir: absolute(dir)?,
         },
         _ => {
-            let infra = bench_infra::ensure_up(&root, &bench_infra::Needs::for_backend(&backend))
-                .context("cannot bring up the telemetry receiver and database (`cargo xtask bench-infra status` shows what runs)")?;
+            let needs = bench_infra::Needs::for_backend(&backend);
+            let infra = match bench_infra::ensure_up(&root, &needs) {
+                Ok(infra) => infra,
+                // A rehearsal runs no app: telemetry alone will do if the database cannot start.
+                Err(e) if matches!(models, ModelSource::Rehearsal(_)) => {
+                    eprintln!(
+                        "warning: {e:#}\n(continuing the rehearsal with telemetry only: it runs no app)"
+                    );
+                    bench_infra::ensure_up(
+                        &root,
+                        &bench_infra::Needs {
+                            otlp: true,
+                            ..bench_infra::Needs::default()
+                        },
+                    )
+                    .context("cannot bring up the telemetry receiver (`cargo xtask bench-infra status` shows what runs)")?
+                }
+                Err(e) => {
+                    return Err(e).context(
+                        "cannot bring up the telemetry receiver and database (`cargo xtask bench-infra status` shows what runs)",
+                    );
+                }
+            };
             eprintln!(
                 "infrastructure ({:?}): telemetry → {} ({}){}",
                 infra.mode,

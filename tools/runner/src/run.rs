@@ -17,6 +17,16 @@ use crate::session::{self, AgentInvocation, Cancel, Ending};
 use crate::snapshot;
 use crate::trace::HarnessTrace;
 
+/// Placeholders a rehearsal script may use besides the backend's own values.
+pub const SESSION_VARS: [&str; 6] = [
+    "app_dir",
+    "run_id",
+    "session_id",
+    "level",
+    "phase",
+    "completion_marker",
+];
+
 /// The model used when neither `--model` nor `ANTHROPIC_MODEL` says otherwise.
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-6";
 
@@ -340,7 +350,27 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     let plan = plan(opts, &content)?;
     let backend = content.backend(&plan.backend)?;
     let script = match &opts.models {
-        ModelSource::Rehearsal(path) => Some(scripted_api::Script::load(path)?),
+        ModelSource::Rehearsal(path) => {
+            let script = scripted_api::Script::load(path)?;
+            // Every placeholder must have a value before anything is written.
+            let mut known: Vec<String> = backend.vars(plan.run_index).into_keys().collect();
+            known.extend(SESSION_VARS.iter().map(|s| (*s).to_owned()));
+            let unknown: Vec<String> = script
+                .placeholders()
+                .into_iter()
+                .filter(|p| !known.contains(p))
+                .collect();
+            if !unknown.is_empty() {
+                bail!(
+                    "rehearsal script {} uses placeholders the {} backend has no value for: {} (known: {})",
+                    path.display(),
+                    plan.backend,
+                    unknown.join(", "),
+                    known.join(", ")
+                );
+            }
+            Some(script)
+        }
         ModelSource::Anthropic => {
             if std::env::var_os("ANTHROPIC_API_KEY").is_none_or(|v| v.is_empty()) {
                 bail!(

@@ -395,6 +395,19 @@ fn bad_requests_fail_clearly_and_write_nothing() {
         bench_runner::run_session(&options(&env, task, rehearsal("fix.toml"))).unwrap_err()
     );
     assert!(err.contains("does not exist"), "{err}");
+
+    // A rehearsal script with a placeholder the backend has no value for.
+    let script = env.config.with_file_name("express.toml");
+    std::fs::write(
+        &script,
+        "[[turn]]\ntext = \"port {{express_port}} DEPLOY_COMPLETE\"\n",
+    )
+    .unwrap();
+    let err = format!(
+        "{:#}",
+        bench_runner::run_session(&options(&env, generate("spacetime"), script)).unwrap_err()
+    );
+    assert!(err.contains("express_port"), "{err}");
     assert!(!env.runs.exists(), "nothing was written");
 }
 
