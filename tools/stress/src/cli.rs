@@ -24,6 +24,8 @@ pub enum BackendKind {
     Postgres,
     /// Express + Socket.IO app on MongoDB (not verified: no MongoDB client here).
     Mongodb,
+    /// SpacetimeDB module at --url (database --database), verified with its SQL endpoint.
+    Spacetimedb,
     /// Direct INSERTs into PostgreSQL at --db-url: the physical limit.
     Ceiling,
 }
@@ -33,6 +35,7 @@ impl BackendKind {
         match self {
             BackendKind::Postgres => "postgres",
             BackendKind::Mongodb => "mongodb",
+            BackendKind::Spacetimedb => "spacetimedb",
             BackendKind::Ceiling => "ceiling",
         }
     }
@@ -59,6 +62,9 @@ pub struct Args {
     /// PostgreSQL URL for verification (and the target of the ceiling).
     #[arg(long, env = "BENCH_STRESS_DB_URL")]
     pub db_url: Option<String>,
+    /// SpacetimeDB database name (or identity).
+    #[arg(long, default_value = "chat")]
+    pub database: String,
     /// Adapter file describing the app's endpoints and events (probed when absent).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
@@ -254,6 +260,34 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                     let mut plan = plan;
                     plan.listeners = 0;
                     info.config.listeners = 0;
+                    execute(backend, &plan, marker, cpu, info).await
+                }
+                BackendKind::Spacetimedb => {
+                    let url = args2.url.as_deref().context("give the SpacetimeDB server's --url http://127.0.0.1:PORT")?;
+                    let adapter = match &args2.adapter {
+                        Some(path) => crate::stdb::StdbAdapter::load(path)?,
+                        None => crate::stdb::StdbAdapter::default(),
+                    };
+                    let (backend, notes) = crate::stdb::prepare(crate::stdb::StdbSetup {
+                        url,
+                        database: &args2.database,
+                        adapter,
+                        marker: &marker,
+                    })
+                    .await?;
+                    for note in &notes {
+                        eprintln!("{note}");
+                    }
+                    let (room, room_id) = backend.room();
+                    info.target = Target {
+                        url: url.to_string(),
+                        db_url: None,
+                        database: Some(args2.database.clone()),
+                        room: room.to_string(),
+                        room_id: Some(room_id.clone()),
+                    };
+                    info.adapter = Some(serde_json::to_value(backend.shape())?);
+                    info.probe_notes = notes;
                     execute(backend, &plan, marker, cpu, info).await
                 }
                 BackendKind::Postgres | BackendKind::Mongodb => {

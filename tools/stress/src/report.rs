@@ -36,8 +36,11 @@ pub fn build(info: RunInfo, out: &RunOutput) -> StressResult {
     let saw_all = out
         .had_listener
         .then_some(stats.totals.delivered_to_listener >= stats.totals.acknowledged);
-    let passed = matches == Some(true) && saw_all != Some(false);
+    let passed = matches == Some(true) && saw_all != Some(false) && stats.totals.acknowledged > 0;
     let mut detail = Vec::new();
+    if stats.totals.acknowledged == 0 {
+        detail.push("nothing was acknowledged".to_string());
+    }
     match (&out.committed, matches) {
         (Some(c), Some(true)) => detail.push(format!(
             "committed {} == acknowledged {} ({})",

@@ -348,3 +348,69 @@ fn ceiling_inserts_straight_into_postgres() {
         r.target.url
     );
 }
+
+#[test]
+fn spacetimedb_module_over_the_official_protocol() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(stdb_client::test_server::TestServer::start())
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let url = server.base_url();
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "spacetimedb",
+            "--url",
+            &url,
+            "--database",
+            "chat",
+            "--writers",
+            "4",
+            "--duration",
+            "2",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(r.client, "spacetimedb");
+    assert_eq!(r.verification.method, "spacetimedb-sql");
+    assert_consistent(&r);
+    assert!(
+        r.probe_notes[0].contains("send_message(room_id, text)"),
+        "{:?}",
+        r.probe_notes
+    );
+    assert_eq!(server.row_count("message") as u64, r.totals.acknowledged);
+
+    // A reducer that refuses: every send fails, nothing is committed, and it shows.
+    server.set_fault(
+        "send_message",
+        Some(stdb_client::test_server::Fault::Fail("slow down".into())),
+    );
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "spacetimedb",
+            "--url",
+            &url,
+            "--writers",
+            "2",
+            "--duration",
+            "1",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(r.totals.acknowledged, 0);
+    assert!(
+        r.errors.get("rate_limited").copied().unwrap_or(0) > 0,
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(r.verification.committed, Some(0));
+    assert!(
+        !r.verification.passed,
+        "a run with nothing acknowledged proves nothing"
+    );
+}
