@@ -294,7 +294,7 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         })
     });
 
-    let mut by_level: Vec<LevelFigures> = (1..=levels_completed.max(1))
+    let mut by_level: Vec<LevelFigures> = (1..=levels_completed)
         .map(|level| LevelFigures {
             level,
             bugs: Some(0),
@@ -305,7 +305,7 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         let idx = s.level.max(1) as usize - 1;
         if idx >= by_level.len() {
             let from = by_level.len() as u32 + 1;
-            by_level.extend((from..=s.level).map(|level| LevelFigures {
+            by_level.extend((from..=s.level.max(1)).map(|level| LevelFigures {
                 level,
                 bugs: Some(0),
                 ..Default::default()

@@ -974,3 +974,42 @@ fn a_run_of_this_project_reads_as_written() {
     );
     assert_eq!(pg.quality.zero_bug_levels, Some(1));
 }
+
+#[test]
+fn a_backend_with_only_stress_results_or_odd_session_folders_still_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_run(tmp.path(), RUN);
+    bench_formats::write_json(
+        &dir.join("mongodb/stress/as-shipped.json"),
+        &stress_result("mongodb", "as-shipped", 1200.0, true),
+    )
+    .unwrap();
+    // A session folder named outside the harness's scheme, without metadata.
+    let odd = dir.join("spacetime/telemetry/manual-session");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::write(
+        odd.join("cost-summary.json"),
+        r#"{"backend": "spacetime", "totalCostUsd": 0.5, "apiCalls": 3}"#,
+    )
+    .unwrap();
+    let m = metrics_of(&dir);
+    let mongo = &m.backends["mongodb"];
+    assert_eq!(mongo.sessions.total, 0);
+    assert!(mongo.by_level.is_empty());
+    assert_eq!(mongo.stress_acked_per_second, Some(1200.0));
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.starts_with("mongodb:") && w.contains("no session"))
+    );
+    let st = &m.backends["spacetime"];
+    assert_eq!(st.sessions.total, 14);
+    assert!((st.cost.total - 13.119521099999998).abs() < 1e-9);
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("manual-session") && w.contains("counted as an upgrade"))
+    );
+    let d = data::build(vec![m], None, 1, &Default::default(), "t".into());
+    write_outputs(&d, &tmp.path().join("out")).unwrap();
+}
