@@ -83,7 +83,13 @@ fn nice_max(x: f64) -> f64 {
 }
 
 /// Lines: one series per backend, x = level.
-pub fn line_by_level(title: &str, y_label: &str, series: &[(String, Vec<(u32, f64)>)]) -> String {
+/// `bands`, when given, shades an interval per backend and level (e.g. the 95 % CI).
+pub fn line_by_level(
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<(u32, f64)>)],
+    bands: &[(String, Vec<(u32, f64, f64)>)],
+) -> String {
     draw(|area| {
         let max_level = series
             .iter()
@@ -94,6 +100,11 @@ pub fn line_by_level(title: &str, y_label: &str, series: &[(String, Vec<(u32, f6
         let max_y = series
             .iter()
             .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+            .chain(
+                bands
+                    .iter()
+                    .flat_map(|(_, b)| b.iter().map(|(_, _, hi)| *hi)),
+            )
             .fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 18))
@@ -111,6 +122,18 @@ pub fn line_by_level(title: &str, y_label: &str, series: &[(String, Vec<(u32, f6
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(|e| e.to_string())?;
+        for (name, band) in bands.iter().filter(|(_, b)| b.len() >= 2) {
+            let i = series.iter().position(|(n, _)| n == name).unwrap_or(0);
+            let color = color_of(name, i);
+            let outline: Vec<(u32, f64)> = band
+                .iter()
+                .map(|&(l, _, hi)| (l, hi))
+                .chain(band.iter().rev().map(|&(l, lo, _)| (l, lo.max(0.0))))
+                .collect();
+            chart
+                .draw_series([Polygon::new(outline, color.mix(0.18).filled())])
+                .map_err(|e| e.to_string())?;
+        }
         for (i, (name, points)) in series.iter().enumerate() {
             let color = color_of(name, i);
             chart
@@ -370,7 +393,9 @@ mod tests {
             "Cumulative cost",
             "USD",
             &[("spacetime".into(), vec![(1, 1.0), (2, 2.5)])],
+            &[("spacetime".into(), vec![(1, 0.5, 1.5), (2, 2.0, 3.0)])],
         );
+        assert!(svg.contains("<polygon"), "{svg}");
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("Cumulative cost"));
         assert!(svg.contains("spacetime"));

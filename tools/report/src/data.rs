@@ -24,6 +24,8 @@
 //!     when the level's name is not known)
 //! - `statistics.<b>.<figure>`: `{n, mean, median, min, max, sd, ci95: [lo, hi] | null,
 //!   note}` over runs, for the figures in [`FIGURES`].
+//! - `level_statistics.<b>[] = {level, cost, cumulative_cost, fix_sessions}`, each a summary
+//!   as above over the runs that reached the level.
 //! - `ratios[]`: `{figure, numerator, denominator, ratio, ci95, note}`: mean of the
 //!   numerator backend over mean of the baseline, bootstrap interval (see `stats`).
 //! - `warnings[]`: what was read with doubt (missing metadata, level labels that disagree,
@@ -64,6 +66,15 @@ pub struct RatioRow {
     pub ratio: Ratio,
 }
 
+/// One level's figures over runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelSummary {
+    pub level: u32,
+    pub cost: Summary,
+    pub cumulative_cost: Summary,
+    pub fix_sessions: Summary,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsData {
@@ -79,6 +90,9 @@ pub struct MetricsData {
     pub loc: Map<String, Value>,
     pub bugs_by_level: Vec<Value>,
     pub statistics: BTreeMap<String, BTreeMap<String, Summary>>,
+    /// Per backend and level, over the runs that reached the level.
+    #[serde(default)]
+    pub level_statistics: BTreeMap<String, Vec<LevelSummary>>,
     pub baseline: Option<String>,
     pub ratios: Vec<RatioRow>,
     pub warnings: Vec<String>,
@@ -192,6 +206,7 @@ pub fn build(
     let mut quality = Map::new();
     let mut loc = Map::new();
     let mut statistics = BTreeMap::new();
+    let mut level_statistics = BTreeMap::new();
     for b in &backends {
         cost.insert(
             b.clone(),
@@ -260,6 +275,30 @@ pub fn build(
             }
         }
         statistics.insert(b.clone(), figures);
+        let metrics: Vec<&BackendMetrics> = runs.iter().filter_map(|r| r.backends.get(b)).collect();
+        let top = metrics.iter().map(|m| m.by_level.len()).max().unwrap_or(0) as u32;
+        let per_level = (1..=top)
+            .filter_map(|level| {
+                let rows: Vec<_> = metrics
+                    .iter()
+                    .filter_map(|m| m.by_level.iter().find(|l| l.level == level))
+                    .collect();
+                Some(LevelSummary {
+                    level,
+                    cost: summarize(&rows.iter().map(|l| l.cost).collect::<Vec<_>>())?,
+                    cumulative_cost: summarize(
+                        &rows.iter().map(|l| l.cumulative_cost).collect::<Vec<_>>(),
+                    )?,
+                    fix_sessions: summarize(
+                        &rows
+                            .iter()
+                            .map(|l| l.fix_sessions as f64)
+                            .collect::<Vec<_>>(),
+                    )?,
+                })
+            })
+            .collect();
+        level_statistics.insert(b.clone(), per_level);
     }
 
     let max_level = runs
@@ -352,6 +391,7 @@ pub fn build(
         loc,
         bugs_by_level,
         statistics,
+        level_statistics,
         baseline,
         ratios,
         warnings,

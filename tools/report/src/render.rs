@@ -439,12 +439,34 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             (b.clone(), points)
         })
         .collect();
+    let bands: Vec<(String, Vec<(u32, f64, f64)>)> = backends
+        .iter()
+        .map(|b| {
+            let band = data
+                .level_statistics
+                .get(b)
+                .map(|levels| {
+                    levels
+                        .iter()
+                        .filter_map(|l| l.cumulative_cost.ci95.map(|[lo, hi]| (l.level, lo, hi)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (b.clone(), band)
+        })
+        .collect();
+    let band_note = if bands.iter().any(|(_, b)| !b.is_empty()) {
+        ", shaded: 95 % CI"
+    } else {
+        ""
+    };
     doc.push(Block::Chart {
-        caption: format!("Cumulative cost by level{mean_note}"),
+        caption: format!("Cumulative cost by level{mean_note}{band_note}"),
         svg: charts::line_by_level(
-            &format!("Cumulative cost by level{mean_note}"),
+            &format!("Cumulative cost by level{mean_note}{band_note}"),
             "USD",
             &series,
+            &bands,
         ),
     });
 

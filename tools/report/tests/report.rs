@@ -490,6 +490,12 @@ fn statistics_over_several_runs() {
         "t".into(),
     );
     assert_eq!(again.ratios, d.ratios);
+    // Per level: the last level's cumulative cost is the total; every run reached level 12.
+    let levels = &d.level_statistics["spacetime"];
+    assert_eq!(levels.len(), 12);
+    assert_eq!(levels[11].cumulative_cost.n, 4);
+    assert!((levels[11].cumulative_cost.mean - mean).abs() < 1e-9);
+    assert!(levels[2].fix_sessions.mean == 1.0 && levels[2].fix_sessions.ci95 == Some([1.0, 1.0]));
     // The compatibility sections hold the means.
     assert!((d.cost["spacetime"]["total"].as_f64().unwrap() - mean).abs() < 1e-9);
 
