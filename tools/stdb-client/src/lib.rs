@@ -50,6 +50,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Generated apps differ: [`ChatShape`]
+//! [`ChatShape::discover`] finds the set-name / create-room / join-room / send-message reducers,
+//! which parameter is the room and which the text, and the message and room tables with their
+//! room/text/id/name columns, among the names agents tend to use (`register`, `post_message`,
+//! `channel_id`, `content`, …); [`ChatHints`] overrides any name. [`ChatShape::describe`] says what
+//! it found (print it); a role it cannot find fails with the reducers that exist.
+//! It then builds arguments (`send_message_args(&schema, &room, text)`), the listener's
+//! subscription (`room_messages_query`), the room lookup (`room_id_query`) and the verification
+//! filter (`room_filter`, for [`count_rows`]). SpacetimeDB SQL has no `LIKE`: count a room's
+//! messages with `room_id = N`, or fetch `SELECT text FROM message WHERE room_id = N` and match markers.
+//!
 //! # Notes for load generators
 //! - [`StdbClient`] is `Clone` (an `Arc`); all clones share one socket, one writer task (which
 //!   batches queued frames into one flush) and one reader task. TCP_NODELAY is on.
@@ -69,6 +80,7 @@
 //! With the `test-server` feature, [`test_server`] runs an in-process server that speaks the same
 //! protocol with the same types and hosts a small chat module, for tests without SpacetimeDB.
 
+pub mod chat;
 mod client;
 mod http;
 pub mod protocol;
@@ -76,6 +88,7 @@ pub mod schema;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 
+pub use chat::{ChatHints, ChatShape};
 pub use client::{
     ClientStats, ConnectOptions, PendingCall, ReducerOutcome, ReducerStatus, RowEvent, StdbClient,
     Subscription,
