@@ -83,12 +83,15 @@ fn nice_max(x: f64) -> f64 {
 }
 
 /// Lines: one series per backend, x = level.
+/// A shaded interval per level for one backend: `(backend, [(level, low, high)])`.
+pub type Band = (String, Vec<(u32, f64, f64)>);
+
 /// `bands`, when given, shades an interval per backend and level (e.g. the 95 % CI).
 pub fn line_by_level(
     title: &str,
     y_label: &str,
     series: &[(String, Vec<(u32, f64)>)],
-    bands: &[(String, Vec<(u32, f64, f64)>)],
+    bands: &[Band],
 ) -> String {
     draw(|area| {
         let max_level = series

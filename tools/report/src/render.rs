@@ -439,7 +439,7 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             (b.clone(), points)
         })
         .collect();
-    let bands: Vec<(String, Vec<(u32, f64, f64)>)> = backends
+    let bands: Vec<charts::Band> = backends
         .iter()
         .map(|b| {
             let band = data
