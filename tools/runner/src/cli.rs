@@ -83,7 +83,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub agent_bin: Option<PathBuf>,
     /// Zero-cost rehearsal: the real agent CLI talks to a local scripted API playing this
-    /// script (see rehearsal/).
+    /// script (a path, or the name of one in rehearsal/, e.g. `generate-l1`).
     #[arg(long, value_name = "SCRIPT")]
     pub rehearse: Option<PathBuf>,
     /// Where runs are written. Default: <repo>/runs.
@@ -241,7 +241,19 @@ pub fn run(args: Args) -> Result<()> {
     };
     let models = match &args.rehearse {
         Some(script) => {
-            let path = absolute(script)?;
+            let mut path = absolute(script)?;
+            // `--rehearse generate-l1` names a script shipped in rehearsal/.
+            if !path.exists() && script.components().count() == 1 {
+                let name = script.to_string_lossy();
+                let shipped = root.join("rehearsal").join(if name.ends_with(".toml") {
+                    name.into_owned()
+                } else {
+                    format!("{name}.toml")
+                });
+                if shipped.is_file() {
+                    path = shipped;
+                }
+            }
             if !path.is_file() {
                 bail!(
                     "rehearsal script {} does not exist (the scripts shipped are in rehearsal/)",

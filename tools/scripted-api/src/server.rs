@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
@@ -40,6 +40,7 @@ pub enum RequestKind {
 /// One request the server received.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRecord {
+    pub method: String,
     pub path: String,
     pub session_id: Option<String>,
     pub kind: RequestKind,
@@ -226,11 +227,12 @@ fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn not_found(State(shared): State<Shared>, uri: Uri) -> Response {
+async fn not_found(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
     let mut inner = lock(&shared);
     record(
         &mut inner,
         RequestRecord {
+            method: method.to_string(),
             path: uri.to_string(),
             session_id: None,
             kind: RequestKind::NotFound,
@@ -254,6 +256,7 @@ async fn count_tokens(State(shared): State<Shared>, headers: HeaderMap, body: By
     record(
         &mut inner,
         RequestRecord {
+            method: "POST".to_owned(),
             path: "/v1/messages/count_tokens".to_owned(),
             session_id: session_of(&headers, &parsed),
             kind: RequestKind::CountTokens,
@@ -295,6 +298,7 @@ async fn messages(
             record(
                 &mut inner,
                 RequestRecord {
+                    method: "POST".to_owned(),
                     path: uri.to_string(),
                     session_id: None,
                     kind: RequestKind::BadRequest,
@@ -331,6 +335,7 @@ async fn messages(
         inner.message_counter += 1;
         let message_id = format!("msg_scripted_{:06}", inner.message_counter);
         let mut rec = RequestRecord {
+            method: "POST".to_owned(),
             path: uri.to_string(),
             session_id: session_id.clone(),
             kind: RequestKind::Turn,
