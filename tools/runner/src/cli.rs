@@ -400,6 +400,76 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(line: &str) -> Result<Args, String> {
+        Cmd::try_parse_from(std::iter::once("bench-run").chain(line.split_whitespace()))
+            .map(|c| c.args)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn exactly_one_kind_of_session_is_asked_for() {
+        assert!(parse("--model m").unwrap_err().contains("required"));
+        assert!(
+            parse("--backend postgres --fix app")
+                .unwrap_err()
+                .contains("cannot be used with")
+        );
+        let generate = parse("--backend postgres --run-index 2 --rules minimal --model m").unwrap();
+        match generate.task().unwrap() {
+            Task::Generate { backend, level } => {
+                assert_eq!((backend.as_str(), level), ("postgres", 1))
+            }
+            t => panic!("{t:?}"),
+        }
+        assert_eq!(generate.run_index, Some(2));
+        assert_eq!(generate.rules, Some(Rules::Minimal));
+    }
+
+    #[test]
+    fn upgrade_needs_a_level_and_fix_refuses_one() {
+        let err = parse("--upgrade app --model m")
+            .unwrap()
+            .task()
+            .unwrap_err();
+        assert!(err.to_string().contains("--level"), "{err}");
+        let up = parse("--upgrade app --level 3 --resume-session --force --model m").unwrap();
+        match up.task().unwrap() {
+            Task::Upgrade {
+                level,
+                resume,
+                force,
+                ..
+            } => assert_eq!((level, resume, force), (3, true, true)),
+            t => panic!("{t:?}"),
+        }
+        let err = parse("--fix app --level 2 --model m")
+            .unwrap()
+            .task()
+            .unwrap_err();
+        assert!(err.to_string().contains("leave --level out"), "{err}");
+        let err = parse("--backend postgres --resume-session --model m")
+            .unwrap()
+            .task()
+            .unwrap_err();
+        assert!(err.to_string().contains("--upgrade/--fix"), "{err}");
+    }
+
+    #[test]
+    fn a_custom_receiver_needs_both_its_endpoint_and_its_folder() {
+        assert!(parse("--backend postgres --otlp-endpoint http://127.0.0.1:1 --model m").is_err());
+        assert!(
+            parse("--backend postgres --otlp-endpoint http://127.0.0.1:1 --telemetry-dir /tmp/t --model m")
+                .is_ok()
+        );
+    }
 
     #[test]
     fn durations_in_the_usual_units() {
