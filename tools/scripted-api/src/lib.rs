@@ -7,6 +7,7 @@
 //!
 //! - `POST /v1/messages`: streaming (Server-Sent Events) and plain JSON answers.
 //! - `POST /v1/messages/count_tokens`: an estimate from the request size.
+//! - `HEAD /` and `GET /` (the CLI checks the server is reachable at start-up): `200`.
 //! - anything else: `404` with an Anthropic-style JSON error.
 //!
 //! Turns are served in order per conversation, the conversation being the agent's session id

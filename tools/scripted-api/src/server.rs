@@ -31,6 +31,8 @@ pub enum RequestKind {
     /// A request outside the conversation (no tools offered): the side answer.
     Side,
     CountTokens,
+    /// `HEAD /` or `GET /`: the CLI's reachability check at start-up.
+    Probe,
     /// No script applies to this session.
     NoScript,
     NotFound,
@@ -112,6 +114,7 @@ impl ScriptedApi {
         let app = Router::new()
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count_tokens))
+            .route("/", axum::routing::get(probe).head(probe))
             .fallback(not_found)
             .with_state(shared.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -225,6 +228,25 @@ fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
         axum::Json(json!({"type": "error", "error": {"type": kind, "message": message}})),
     )
         .into_response()
+}
+
+async fn probe(State(shared): State<Shared>, method: Method) -> StatusCode {
+    let mut inner = lock(&shared);
+    record(
+        &mut inner,
+        RequestRecord {
+            method: method.to_string(),
+            path: "/".to_owned(),
+            session_id: None,
+            kind: RequestKind::Probe,
+            turn: None,
+            model: None,
+            stream: false,
+            messages: 0,
+            tools: 0,
+        },
+    );
+    StatusCode::OK
 }
 
 async fn not_found(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {

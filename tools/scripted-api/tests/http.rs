@@ -231,6 +231,9 @@ async fn assigned_scripts_unknown_paths_and_count_tokens() {
     let err: Value = missing.json().await.unwrap();
     assert_eq!(err["error"]["type"], "not_found_error");
 
+    let probe = client.head(format!("{}/", api.url)).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
+
     let bad = client.post(&url).body("not json").send().await.unwrap();
     assert_eq!(bad.status(), 400);
 
