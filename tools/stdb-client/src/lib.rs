@@ -68,6 +68,9 @@
 //!   storable in a `FuturesUnordered`); [`ReducerOutcome::sent_at`]/[`ReducerOutcome::received_at`]
 //!   give the acknowledgement latency. A call whose connection dies resolves to `Err` (fate unknown),
 //!   never hangs.
+//! - SpacetimeDB drops a connection with more than 16384 unprocessed incoming messages and one
+//!   that stays silent for 30 s (it pings every 15 s; this client's reader answers automatically):
+//!   keep the per-connection in-flight limit far below 16384.
 //! - Protocol v2 reports no server execution time or energy per call: the outcome carries the
 //!   server's reducer start [`Timestamp`]; "out of energy" arrives as [`ReducerStatus::InternalError`].
 //! - Row events are decoded only while some receiver exists; [`RowEvent::inserted_strings`] yields

@@ -69,12 +69,18 @@ pub enum Fault {
 pub struct TestServerConfig {
     /// The database name the server answers to (any other name gets 404).
     pub database: String,
+    /// How often the server pings each connection (SpacetimeDB: 15 s).
+    pub ping_interval: Duration,
+    /// A connection from which nothing arrived for this long is dropped (SpacetimeDB: 30 s).
+    pub idle_timeout: Duration,
 }
 
 impl Default for TestServerConfig {
     fn default() -> Self {
         Self {
             database: "chat".to_string(),
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -101,6 +107,8 @@ pub struct ServerStats {
     pub committed: u64,
     pub failed: u64,
     pub transaction_updates_sent: u64,
+    /// Connections dropped for silence (no pong within the idle timeout).
+    pub idle_disconnects: u64,
 }
 
 impl TestServer {
@@ -114,7 +122,8 @@ impl TestServer {
         let schema =
             ModuleSchema::from_raw(raw.clone()).context("resolving the test chat module")?;
         let state = Arc::new(ServerState {
-            database: config.database,
+            database: config.database.clone(),
+            config,
             raw_def: raw,
             schema,
             inner: Mutex::new(Inner::default()),
@@ -177,6 +186,7 @@ impl TestServer {
             committed: c.committed.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             transaction_updates_sent: c.transaction_updates_sent.load(Ordering::Relaxed),
+            idle_disconnects: c.idle_disconnects.load(Ordering::Relaxed),
         }
     }
 
@@ -267,10 +277,12 @@ struct Counters {
     committed: AtomicU64,
     failed: AtomicU64,
     transaction_updates_sent: AtomicU64,
+    idle_disconnects: AtomicU64,
 }
 
 struct ServerState {
     database: String,
+    config: TestServerConfig,
     raw_def: RawModuleDefV9,
     schema: ModuleSchema,
     inner: Mutex<Inner>,
@@ -292,7 +304,7 @@ struct Inner {
 }
 
 struct Conn {
-    tx: mpsc::UnboundedSender<Bytes>,
+    tx: mpsc::UnboundedSender<Message>,
     query_sets: Vec<(QuerySetId, Vec<Select>)>,
 }
 
@@ -991,14 +1003,14 @@ async fn connection(
             | u128::from(state.counters.connections.load(Ordering::Relaxed)),
     );
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
-            if sink.feed(Message::Binary(first)).await.is_err() {
+            if sink.feed(first).await.is_err() {
                 return;
             }
             while let Ok(more) = rx.try_recv() {
-                if sink.feed(Message::Binary(more)).await.is_err() {
+                if sink.feed(more).await.is_err() {
                     return;
                 }
             }
@@ -1008,9 +1020,9 @@ async fn connection(
         }
         let _ = sink.close().await;
     });
-    let send = |tx: &mpsc::UnboundedSender<Bytes>, msg: &ServerMessage| {
+    let send = |tx: &mpsc::UnboundedSender<Message>, msg: &ServerMessage| {
         if let Ok(frame) = encode_server_message(msg) {
-            let _ = tx.send(frame.into());
+            let _ = tx.send(Message::Binary(frame.into()));
         }
     };
     send(
@@ -1036,7 +1048,27 @@ async fn connection(
     };
     let mut shutdown = state.shutdown.subscribe();
     let serve = async {
-        while let Some(Ok(frame)) = stream.next().await {
+        // Keep-alive as in SpacetimeDB: ping every `ping_interval`; drop a connection from which
+        // nothing (not even a pong) arrived for `idle_timeout`.
+        let mut pings = tokio::time::interval(state.config.ping_interval);
+        pings.tick().await;
+        let mut last_heard = Instant::now();
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(Ok(frame)) => frame,
+                    _ => break,
+                },
+                _ = pings.tick() => {
+                    if last_heard.elapsed() > state.config.idle_timeout {
+                        state.counters.idle_disconnects.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    let _ = tx.send(Message::Ping(Bytes::new()));
+                    continue;
+                }
+            };
+            last_heard = Instant::now();
             let bytes = match frame {
                 Message::Binary(b) => b,
                 Message::Close(_) => break,
@@ -1216,7 +1248,7 @@ fn handle_call(
                             query_sets: sets.into(),
                         },
                     )) {
-                        let _ = conn.tx.send(frame.into());
+                        let _ = conn.tx.send(Message::Binary(frame.into()));
                     }
                 }
             }
@@ -1237,7 +1269,7 @@ fn handle_call(
         result,
     }));
     if let (Some(conn), Ok(frame)) = (inner.conns.get(&conn_key), reply) {
-        let _ = conn.tx.send(frame.into());
+        let _ = conn.tx.send(Message::Binary(frame.into()));
     }
 }
 

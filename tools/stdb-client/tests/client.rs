@@ -677,3 +677,62 @@ async fn a_discovered_chat_shape_drives_the_whole_flow() {
         5
     );
 }
+
+#[tokio::test]
+async fn an_idle_listener_answers_pings_and_stays_connected() {
+    use stdb_client::test_server::TestServerConfig;
+    let server = TestServer::start_with(TestServerConfig {
+        ping_interval: Duration::from_millis(40),
+        idle_timeout: Duration::from_millis(150),
+        ..TestServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let schema = Arc::new(fetch_schema(&server.base_url(), "chat").await.unwrap());
+    let listener = connect(&server, &schema).await;
+    let mut events = listener.row_events();
+    listener
+        .subscribe(&["SELECT * FROM message"])
+        .await
+        .unwrap();
+    // A raw socket that never reads never answers the pings: the server must drop it, which
+    // shows that the idle check is live.
+    let url = format!(
+        "ws://{}/v1/database/chat/subscribe?compression=None",
+        server.addr()
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v2.bsatn.spacetimedb".parse().unwrap(),
+    );
+    let (_mute, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // Silent for several idle timeouts: only the automatic pongs keep the listener alive.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        server.stats().idle_disconnects,
+        1,
+        "only the mute socket is dropped"
+    );
+    assert_eq!(listener.closed_reason(), None);
+    let (writer, room) = user_with_room(&server, &schema, "ivan").await;
+    let args = schema
+        .reducer_args(
+            "send_message",
+            &[("room_id", json!(room)), ("text", json!("still here"))],
+        )
+        .unwrap();
+    writer
+        .call_reducer("send_message", &args)
+        .await
+        .unwrap()
+        .into_committed()
+        .unwrap();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.inserted_strings().collect::<Vec<_>>(), ["still here"]);
+}
