@@ -65,7 +65,13 @@ impl Inputs {
     /// The telemetry files to read, in order. With none given, `raw-telemetry.jsonl` of the
     /// session folder is used if it exists.
     pub fn telemetry_files(&self, session_dir: &Path) -> Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = self.logs.iter().chain(&self.metrics).cloned().collect();
+        let mut files: Vec<PathBuf> = Vec::new();
+        for f in self.logs.iter().chain(&self.metrics) {
+            // The same file given twice would count its records twice.
+            if !files.iter().any(|seen| seen == f || same_file(seen, f)) {
+                files.push(f.clone());
+            }
+        }
         if files.is_empty() {
             let raw = session_dir.join(RAW_FILE);
             if raw.is_file() {
@@ -201,11 +207,12 @@ fn find_result(
     Ok((Some(r), None))
 }
 
-/// Writes the session's own raw lines through a temporary file, renamed when complete.
+/// Writes the session's own raw lines through a temporary file, renamed when complete
+/// (and removed if the work stops before that).
 struct RawWriter {
     tmp: PathBuf,
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Option<BufWriter<File>>,
 }
 
 impl RawWriter {
@@ -216,13 +223,19 @@ impl RawWriter {
         Ok(RawWriter {
             tmp,
             path,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
         })
     }
 
-    fn finish(self) -> Result<PathBuf> {
-        let file = self
-            .out
+    fn writer(&mut self) -> Option<&mut dyn Write> {
+        self.out.as_mut().map(|w| w as &mut dyn Write)
+    }
+
+    fn finish(mut self) -> Result<PathBuf> {
+        let Some(out) = self.out.take() else {
+            bail!("{} was already finished", self.tmp.display());
+        };
+        let file = out
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {}", self.tmp.display()))?;
@@ -235,7 +248,16 @@ impl RawWriter {
                 self.path.display()
             )
         })?;
-        Ok(self.path)
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for RawWriter {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            drop(out);
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -281,7 +303,7 @@ pub fn summarize(session_dir: &Path, inputs: &Inputs, opts: &Options) -> Result<
             target,
             &files,
             opts.max_line_bytes,
-            raw.as_mut().map(|w| &mut w.out as &mut dyn Write),
+            raw.as_mut().and_then(RawWriter::writer),
         )?;
         Ok((collected, raw))
     };
@@ -295,6 +317,8 @@ pub fn summarize(session_dir: &Path, inputs: &Inputs, opts: &Options) -> Result<
             use_window: true,
             ..target.clone()
         };
+        // The first pass's raw output is discarded before the second pass rewrites it.
+        drop(raw.take());
         (collected, raw) = read(&with_window)?;
     }
     let raw_path = raw.map(RawWriter::finish).transpose()?;

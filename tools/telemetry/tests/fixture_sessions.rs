@@ -379,7 +379,11 @@ fn untagged_records_fall_back_to_the_time_window_and_only_them() {
     let window =
         json!({"startedAtUtc": "2026-11-24T08:38:15Z", "endedAtUtc": "2026-11-24T08:38:32Z"});
     let dir = session_dir(tmp.path(), PG, window.clone());
-    let cost = summarize(&dir, &inputs(PG), &Options::default()).unwrap();
+    let extract = Options {
+        extract_raw: true,
+        ..Options::default()
+    };
+    let cost = summarize(&dir, &inputs(PG), &extract).unwrap();
     let (turns, total) = truth(PG);
     assert_eq!(cost.summary.api_calls, turns);
     assert_eq!(cost.summary.total_cost_usd, total);
@@ -387,6 +391,17 @@ fn untagged_records_fall_back_to_the_time_window_and_only_them() {
     assert_eq!(i.by_record_tag + i.by_resource_tag, 0);
     assert_eq!(i.by_time_window, i.log_records + i.metric_points);
     assert_eq!(cost.summary.reconciliation.unwrap().status, "ok");
+    // The raw extraction holds exactly the records taken (the second reading's).
+    let raw = cost.raw_path.unwrap();
+    let mut records = 0;
+    for line in lines_of(&raw) {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let in_line = record_sessions(&v);
+        assert!(in_line.iter().all(Option::is_none), "only untagged records");
+        records += in_line.len() as u64;
+    }
+    assert_eq!(records, i.log_records + i.metric_points);
+    assert!(!dir.join(".raw-telemetry.jsonl.tmp").exists());
 
     // The tagged spacetime session is unaffected by the untagged records around it.
     let st_dir = session_dir(tmp.path(), ST, window);
@@ -705,7 +720,14 @@ fn fields_other_tools_added_to_a_summary_survive_a_rerun() {
         json!({"totalCostUsd": 99.0, "reviewNote": "checked by hand"}).to_string(),
     )
     .unwrap();
-    let cost = summarize(&dir, &both_files(None), &Options::default()).unwrap();
+    // The same file named twice is read once.
+    let twice = Inputs {
+        logs: vec![logs(), logs()],
+        metrics: vec![metrics(), logs()],
+        result: None,
+    };
+    let cost = summarize(&dir, &twice, &Options::default()).unwrap();
+    assert_eq!(cost.summary.inputs.as_ref().unwrap().files.len(), 2);
     assert_eq!(cost.summary.total_cost_usd, truth(PG).1);
     assert_eq!(cost.summary.extra["reviewNote"], "checked by hand");
 }
