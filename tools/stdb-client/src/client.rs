@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -200,7 +201,8 @@ impl Subscription {
 pub struct ClientStats {
     pub frames_received: u64,
     pub bytes_received: u64,
-    /// Frames that did not decode as a server message (each is skipped).
+    /// Frames that did not decode as a server message (the first one ends the connection, since
+    /// it may have carried any call's answer).
     pub bad_frames: u64,
     /// Reducer results or subscription answers whose request id this client was not waiting for.
     pub unmatched_replies: u64,
@@ -548,6 +550,10 @@ async fn handshake(
                 "SpacetimeDB refused the WebSocket connection to {url}: HTTP {status} {body}{hint}"
             );
         }
+        Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e))) => bail!(
+            "the server at {url} did not accept the WebSocket subprotocol `{SUBPROTOCOL}` ({e}): \
+             it is not a SpacetimeDB 2.x server, or an incompatible version"
+        ),
         Err(e) => {
             return Err(e).with_context(|| {
                 format!("opening the WebSocket {url}: is the SpacetimeDB server running?")
@@ -677,8 +683,11 @@ async fn reader(mut stream: futures_util::stream::SplitStream<Socket>, shared: A
                     .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 match decode_server_message(&bytes) {
                     Ok(msg) => dispatch(&shared, msg, received_at),
-                    Err(_) => {
+                    Err(e) => {
+                        // The frame may have carried any call's answer: waiting on would hang
+                        // that call forever, so end the connection and fail every waiter.
                         shared.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                        break format!("the server sent an undecodable message: {e:#}");
                     }
                 }
             }
@@ -693,6 +702,7 @@ async fn reader(mut stream: futures_util::stream::SplitStream<Socket>, shared: A
             }
             Some(Ok(Message::Text(_))) => {
                 shared.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                break "the server sent a text frame on the binary protocol".to_string();
             }
             Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
         }
