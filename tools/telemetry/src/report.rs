@@ -302,6 +302,19 @@ pub fn render(
             i.duplicates,
             s.malformed_lines.unwrap_or(0)
         );
+        let others: Vec<String> = c
+            .other_events
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .chain(
+                c.other_metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v} points")),
+            )
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(r, "\nOther records of the session: {}.", others.join(", "));
+        }
         if !malformed.is_empty() {
             let _ = writeln!(r, "\nMalformed lines (skipped):\n");
             for m in malformed.iter().take(MALFORMED_LISTED) {

@@ -141,10 +141,16 @@ fn compare(
     trusted_name: Source,
     trusted: &SourceFigures,
     tol: f64,
+    cost_known: bool,
 ) -> (Vec<String>, bool) {
     let mut warnings = Vec::new();
     let mut mismatch = false;
-    let d = rel_diff(fig.cost_usd, trusted.cost_usd);
+    // A source without cost figures (token metrics only) is compared on tokens alone.
+    let d = if cost_known {
+        rel_diff(fig.cost_usd, trusted.cost_usd)
+    } else {
+        0.0
+    };
     fig.diff_from_trusted = Some(if trusted.cost_usd == 0.0 {
         if fig.cost_usd == 0.0 { 0.0 } else { 1.0 }
     } else {
@@ -267,7 +273,11 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
                 fig.diff_from_trusted = Some(0.0);
                 continue;
             }
-            let (w, m) = compare(name, fig, t, &trusted_fig, tol);
+            let cost_known = name != Source::Metrics || inp.metrics.has_cost;
+            let (w, m) = compare(name, fig, t, &trusted_fig, tol, cost_known);
+            if !cost_known {
+                fig.diff_from_trusted = None;
+            }
             warnings.extend(w);
             mismatch |= m;
         }

@@ -808,3 +808,34 @@ fn batches_mixing_sessions_are_split_record_by_record() {
         assert_eq!(records, i.log_records + i.metric_points);
     }
 }
+
+#[test]
+fn token_metrics_without_cost_metrics_are_compared_on_tokens_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("metrics-tokens-only.jsonl");
+    rewrite(&metrics(), &m, |v| {
+        for rm in v["resourceMetrics"].as_array_mut().unwrap() {
+            for sm in rm["scopeMetrics"].as_array_mut().unwrap() {
+                sm["metrics"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|metric| metric["name"] != "claude_code.cost.usage");
+            }
+        }
+    });
+    let dir = session_dir(tmp.path(), PG, json!({}));
+    let inputs = Inputs {
+        logs: vec![logs()],
+        metrics: vec![m],
+        result: Some(result_file(PG)),
+    };
+    let cost = summarize(&dir, &inputs, &Options::default()).unwrap();
+    let r = cost.summary.reconciliation.as_ref().unwrap();
+    assert_eq!(r.status, "ok", "{:?}", r.warnings);
+    let metrics = r.metrics.as_ref().unwrap();
+    assert_eq!(metrics.status.as_deref(), Some("ok"));
+    assert_eq!(metrics.diff_from_trusted, None);
+    assert_eq!(metrics.output_tokens, Some(7742));
+    let report = std::fs::read_to_string(&cost.report_path).unwrap();
+    assert!(report.contains("user_prompt 1"), "{report}");
+}
