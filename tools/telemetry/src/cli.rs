@@ -147,6 +147,9 @@ pub struct PerfArgs {
     /// Extraction runs to time (the file is generated once and reused).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
+    /// Drop the file from the page cache before each run (Linux), to time reading from disk.
+    #[arg(long)]
+    pub cold: bool,
     /// Folder for the generated file (default: <target>/bench-telemetry-perf).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,

@@ -417,6 +417,27 @@ pub fn generate(path: &Path, size_bytes: u64, sessions: u32) -> Result<Vec<Truth
         .collect())
 }
 
+/// Asks the kernel to drop `path`'s pages from the page cache (only this file's).
+#[cfg(target_os = "linux")]
+fn evict_from_page_cache(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
+    }
+    const POSIX_FADV_DONTNEED: i32 = 4;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: the descriptor is open for the duration of the call; the call only gives
+    // the kernel advice about cached pages of this file.
+    let rc = unsafe { posix_fadvise(file.as_raw_fd(), 0, 0, POSIX_FADV_DONTNEED) };
+    ensure!(rc == 0, "posix_fadvise failed with error {rc}");
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn evict_from_page_cache(_path: &Path) -> Result<()> {
+    bail!("--cold is only supported on Linux")
+}
+
 /// Peak resident memory of this process so far, in KiB (`VmHWM`).
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -487,15 +508,21 @@ pub fn run(args: PerfArgs) -> Result<()> {
         .len();
     let mib = size as f64 / (1 << 20) as f64;
     println!(
-        "input: {} ({mib:.0} MiB, {} lines, {} interleaved sessions; read from the page cache)",
+        "input: {} ({mib:.0} MiB, {} lines, {} interleaved sessions; {})",
         data.display(),
         truths.first().map_or(0, |t| t.file_lines),
-        args.sessions
+        args.sessions,
+        if args.cold {
+            "dropped from the page cache before each run: read from disk"
+        } else {
+            "read from the page cache"
+        }
     );
     let mut problems = Vec::new();
     let mut all_rates = Vec::new();
     for truth in &truths {
-        let (rates, found) = extract_and_check(&dir, &data, truth, args.runs.max(1), mib)?;
+        let (rates, found) =
+            extract_and_check(&dir, &data, truth, args.runs.max(1), mib, args.cold)?;
         all_rates.extend(rates);
         problems.extend(found);
     }
@@ -531,6 +558,7 @@ fn extract_and_check(
     truth: &Truth,
     runs: u32,
     mib: f64,
+    cold: bool,
 ) -> Result<(Vec<f64>, Vec<String>)> {
     // A session folder for the session, with the CLI's own figures as its result object.
     let session_dir = dir.join(format!("session-{}", truth.run_id));
@@ -575,6 +603,9 @@ fn extract_and_check(
     let mut rates = Vec::new();
     let mut last = None;
     for run in 1..=runs {
+        if cold {
+            evict_from_page_cache(data)?;
+        }
         let started = Instant::now();
         let cost = summarize(&session_dir, &inputs, &Options::default())?;
         let secs = started.elapsed().as_secs_f64();
