@@ -74,14 +74,17 @@ fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            let mut counter = listener.as_ref().map(|(_, events)| events.resubscribe());
+            let (_listener, mut counter) = match listener {
+                Some((l, events)) => (Some(l), Some(events)),
+                None => (None, None),
+            };
             let received = tokio::spawn(async move {
                 let mut rows = 0usize;
                 if let Some(events) = counter.as_mut() {
                     while rows < calls {
                         match events.recv().await {
-                            Ok(e) => rows += e.inserts.len(),
-                            Err(_) => break,
+                            Some(e) => rows += e.inserts.len(),
+                            None => break,
                         }
                     }
                 }

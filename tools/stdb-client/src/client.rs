@@ -15,7 +15,7 @@ use spacetimedb_client_api_messages::websocket::v2::{
 };
 use spacetimedb_lib::{AlgebraicValue, ConnectionId, Identity, ProductValue, Timestamp, bsatn};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -208,7 +208,7 @@ pub struct ClientStats {
     pub unmatched_replies: u64,
     /// Rows that could not be decoded with the schema.
     pub undecoded_rows: u64,
-    /// Row events published on the broadcast channel.
+    /// Row events published to the [`StdbClient::row_events`] receivers.
     pub row_events: u64,
 }
 
@@ -221,9 +221,6 @@ pub struct ConnectOptions {
     pub schema: Option<Arc<ModuleSchema>>,
     /// Limit on the WebSocket handshake plus the server's first message.
     pub connect_timeout: Duration,
-    /// Capacity of the row-event broadcast channel; a receiver that falls further behind gets
-    /// `RecvError::Lagged(n)` and misses `n` events.
-    pub row_event_capacity: usize,
 }
 
 impl Default for ConnectOptions {
@@ -232,7 +229,6 @@ impl Default for ConnectOptions {
             token: None,
             schema: None,
             connect_timeout: Duration::from_secs(10),
-            row_event_capacity: 1 << 16,
         }
     }
 }
@@ -259,7 +255,8 @@ struct Counters {
 struct Shared {
     schema: Arc<ModuleSchema>,
     waiters: Mutex<Waiters>,
-    rows: broadcast::Sender<Arc<RowEvent>>,
+    /// One unbounded channel per [`StdbClient::row_events`] receiver; closed ones are pruned.
+    rows: Mutex<Vec<mpsc::UnboundedSender<Arc<RowEvent>>>>,
     counters: Counters,
 }
 
@@ -346,11 +343,10 @@ impl StdbClient {
                 })??;
         let (sink, stream) = socket.split();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let (rows, _) = broadcast::channel(options.row_event_capacity.max(1));
         let shared = Arc::new(Shared {
             schema,
             waiters: Mutex::new(Waiters::default()),
-            rows,
+            rows: Mutex::new(Vec::new()),
             counters: Counters::default(),
         });
         tokio::spawn(writer(sink, out_rx, shared.clone()));
@@ -492,10 +488,18 @@ impl StdbClient {
         reply.with_context(|| format!("subscribing to {queries:?}"))
     }
 
-    /// A receiver of row changes seen through this client's subscriptions (own calls included).
-    /// Only events published after this call are received.
-    pub fn row_events(&self) -> broadcast::Receiver<Arc<RowEvent>> {
-        self.inner.shared.rows.subscribe()
+    /// A new receiver of the row changes seen through this client's subscriptions (own calls
+    /// included), from now on. Each receiver gets every event: the channel is unbounded, so a slow
+    /// consumer costs memory, never events. Rows are decoded only while a receiver exists.
+    pub fn row_events(&self) -> mpsc::UnboundedReceiver<Arc<RowEvent>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner
+            .shared
+            .rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
     }
 
     /// Closes the connection (a Close frame is sent); waiting calls fail.
@@ -864,7 +868,12 @@ fn publish_update(
     caller: Option<u32>,
     received_at: Instant,
 ) {
-    if shared.rows.receiver_count() == 0 {
+    let receivers: Vec<mpsc::UnboundedSender<Arc<RowEvent>>> = {
+        let mut rows = shared.rows.lock().unwrap_or_else(|e| e.into_inner());
+        rows.retain(|tx| !tx.is_closed());
+        rows.clone()
+    };
+    if receivers.is_empty() {
         return; // nobody listens: skip the decoding work
     }
     for set in update.query_sets.iter() {
@@ -907,7 +916,10 @@ fn publish_update(
                 received_at,
             };
             shared.counters.row_events.fetch_add(1, Ordering::Relaxed);
-            let _ = shared.rows.send(Arc::new(event));
+            let event = Arc::new(event);
+            for tx in &receivers {
+                let _ = tx.send(event.clone());
+            }
         }
     }
 }

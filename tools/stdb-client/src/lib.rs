@@ -42,7 +42,7 @@
 //! let send = schema.reducer_args("send_message", &[("room_id", json!(1)), ("text", json!("hi #1"))])?;
 //! let pending = client.send_reducer("send_message", &send)?;
 //! let outcome = pending.await?; // status Committed / Failed(msg) / InternalError(msg), latency()
-//! let event = events.recv().await?; // Arc<RowEvent>: table, inserts (ProductValue), received_at
+//! let event = events.recv().await.expect("open"); // Arc<RowEvent>: table, inserts (ProductValue), received_at
 //! let text = event.column_json(&event.inserts[0], "text")?;
 //! # let _ = (outcome, text);
 //! let committed = count_rows(url, "chat", None, "message", Some("room_id = 1")).await?;
@@ -75,8 +75,7 @@
 //!   server's reducer start [`Timestamp`]; "out of energy" arrives as [`ReducerStatus::InternalError`].
 //! - Row events are decoded only while some receiver exists; [`RowEvent::inserted_strings`] yields
 //!   every string of the inserted rows (to find message markers without knowing column names).
-//!   A receiver that falls behind by more than [`ConnectOptions::row_event_capacity`] events gets
-//!   `RecvError::Lagged(n)`: count those as missed deliveries.
+//!   Receivers are unbounded `mpsc` channels: a slow consumer costs memory, never events.
 //! - `cargo bench -p stdb-client` prints calls/s, client CPU per call and ack latency against the
 //!   test server (client on its own thread, CPU read from `/proc/thread-self/schedstat`).
 //!
