@@ -210,6 +210,9 @@ pub struct ClientStats {
     pub undecoded_rows: u64,
     /// Row events published to the [`StdbClient::row_events`] receivers.
     pub row_events: u64,
+    /// Live query sets the server dropped after applying them (`SubscriptionError` without a
+    /// request id): their rows stop arriving.
+    pub broken_subscriptions: u64,
 }
 
 /// Connection settings beyond the URL.
@@ -249,6 +252,7 @@ struct Counters {
     unmatched_replies: AtomicU64,
     undecoded_rows: AtomicU64,
     row_events: AtomicU64,
+    broken_subscriptions: AtomicU64,
 }
 
 /// State shared by the handle and the reader task.
@@ -398,6 +402,7 @@ impl StdbClient {
             unmatched_replies: c.unmatched_replies.load(Ordering::Relaxed),
             undecoded_rows: c.undecoded_rows.load(Ordering::Relaxed),
             row_events: c.row_events.load(Ordering::Relaxed),
+            broken_subscriptions: c.broken_subscriptions.load(Ordering::Relaxed),
         }
     }
 
@@ -787,7 +792,7 @@ fn dispatch(shared: &Shared, msg: ServerMessage, received_at: Instant) {
                 // A live query set broke; there is nobody to tell but the stats.
                 shared
                     .counters
-                    .unmatched_replies
+                    .broken_subscriptions
                     .fetch_add(1, Ordering::Relaxed);
             }
         },
