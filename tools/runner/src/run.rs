@@ -381,6 +381,18 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         }
     };
 
+    // Preflight, before anything is written: the agent CLI runs, node/npm are there, the
+    // backend's tools and database answer, the app's ports are free. A rehearsal only warns:
+    // it runs no app.
+    let ports = backend.ports(plan.run_index);
+    let rehearsal = matches!(opts.models, ModelSource::Rehearsal(_));
+    let preflight = preflight(opts, &plan.backend, &ports, rehearsal)?;
+    if opts.show_progress {
+        for w in &preflight.warnings {
+            eprintln!("preflight (rehearsal, not required): {w}");
+        }
+    }
+
     // From here on, files are written.
     let now = chrono::Local::now();
     let ts = layout::stamp(&now);
@@ -413,6 +425,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     let trace = HarnessTrace::start(
         &session_dir,
         &format!("bench-run {}", plan.phase),
+        preflight.started,
         vec![
             KeyValue::new("run.id", run_id.clone()),
             KeyValue::new("session.id", session_id.clone()),
@@ -423,46 +436,17 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         ],
     )?;
 
-    // Preflight: the agent CLI runs, node/npm are there, the backend's tools and database
-    // answer, the app's ports are free. A rehearsal only warns: it runs no app.
-    let ports = backend.ports(plan.run_index);
-    let app_ports: Vec<u16> = [Some(ports.vite), ports.express, ports.spacetime]
-        .into_iter()
-        .flatten()
-        .collect();
-    let rehearsal = matches!(opts.models, ModelSource::Rehearsal(_));
-    let mut preflight_warnings = Vec::new();
-    let checked = trace.in_step("preflight", || {
-        let version = crate::agent::agent_version(&opts.agent_bin).with_context(|| {
-            format!(
-                "the agent CLI {} does not run (pass --agent-bin, or remove .bench/agent-cli to reinstall)",
-                opts.agent_bin.display()
-            )
-        })?;
-        let checks = bench_infra::preflight(&plan.backend, &opts.agent_bin, &app_ports)?;
-        if rehearsal {
-            preflight_warnings = checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| format!("{}: {}", c.name, c.detail))
-                .collect();
-        } else {
-            bench_infra::require(&checks)?;
-        }
-        Ok(version)
-    });
-    let agent_version = match checked {
-        Ok(v) => v,
-        Err(e) => {
-            trace.finish(vec![], Some(&format!("{e:#}")));
-            return Err(e);
-        }
-    };
-    if opts.show_progress {
-        for w in &preflight_warnings {
-            eprintln!("preflight (rehearsal, not required): {w}");
-        }
-    }
+    trace.record_step(
+        "preflight",
+        preflight.started,
+        preflight.ended,
+        vec![KeyValue::new(
+            "warnings",
+            i64::try_from(preflight.warnings.len()).unwrap_or(i64::MAX),
+        )],
+    );
+    let agent_version = preflight.agent_version.clone();
+    let preflight_warnings = preflight.warnings.clone();
 
     let database = backend.database_name(plan.run_index);
     let mut meta = SessionMetadata {
@@ -790,6 +774,50 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         cost,
         cost_error,
         cli_total_cost_usd: exit.live.result_cost(),
+    })
+}
+
+/// What the preflight found, and when it ran (for the harness trace).
+struct PreflightResult {
+    agent_version: String,
+    warnings: Vec<String>,
+    started: std::time::SystemTime,
+    ended: std::time::SystemTime,
+}
+
+fn preflight(
+    opts: &RunOptions,
+    backend: &str,
+    ports: &bench_content::Ports,
+    rehearsal: bool,
+) -> Result<PreflightResult> {
+    let started = std::time::SystemTime::now();
+    let app_ports: Vec<u16> = [Some(ports.vite), ports.express, ports.spacetime]
+        .into_iter()
+        .flatten()
+        .collect();
+    let agent_version = crate::agent::agent_version(&opts.agent_bin).with_context(|| {
+        format!(
+            "the agent CLI {} does not run (pass --agent-bin, or remove .bench/agent-cli to reinstall)",
+            opts.agent_bin.display()
+        )
+    })?;
+    let checks = bench_infra::preflight(backend, &opts.agent_bin, &app_ports)?;
+    let warnings = if rehearsal {
+        checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
+    } else {
+        bench_infra::require(&checks)?;
+        Vec::new()
+    };
+    Ok(PreflightResult {
+        agent_version,
+        warnings,
+        started,
+        ended: std::time::SystemTime::now(),
     })
 }
 

@@ -27,8 +27,14 @@ pub struct Step {
 }
 
 impl HarnessTrace {
-    /// Starts the trace with a root span `bench-run <phase>` carrying the run's attributes.
-    pub fn start(session_dir: &Path, name: &str, attributes: Vec<KeyValue>) -> Result<Self> {
+    /// Starts the trace with a root span (e.g. `bench-run generate`) carrying the run's
+    /// attributes, begun at `started`.
+    pub fn start(
+        session_dir: &Path,
+        name: &str,
+        started: std::time::SystemTime,
+        attributes: Vec<KeyValue>,
+    ) -> Result<Self> {
         let path = session_dir.join(TRACE_FILE);
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -53,8 +59,11 @@ impl HarnessTrace {
             .with_config(Config::default().with_resource(Resource::new(resource)))
             .build();
         let tracer = provider.tracer("bench-run");
-        let mut span: Span = tracer.start(name.to_owned());
-        span.set_attributes(attributes);
+        let span: Span = tracer
+            .span_builder(name.to_owned())
+            .with_start_time(started)
+            .with_attributes(attributes)
+            .start(&tracer);
         let root = Context::new().with_span(span);
         Ok(HarnessTrace { provider, root })
     }
@@ -64,6 +73,25 @@ impl HarnessTrace {
         let tracer = opentelemetry::trace::TracerProvider::tracer(&self.provider, "bench-run");
         let span = tracer.start_with_context(name.to_owned(), &self.root);
         Step { span }
+    }
+
+    /// Records a step that ran before the trace started (e.g. the preflight, which runs
+    /// before the session folder exists), with its real start and end times.
+    pub fn record_step(
+        &self,
+        name: &str,
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+        attributes: Vec<KeyValue>,
+    ) {
+        let tracer = opentelemetry::trace::TracerProvider::tracer(&self.provider, "bench-run");
+        let mut span = tracer
+            .span_builder(name.to_owned())
+            .with_start_time(start)
+            .with_attributes(attributes)
+            .start_with_context(&tracer, &self.root);
+        span.set_status(Status::Ok);
+        span.end_with_timestamp(end);
     }
 
     /// Runs `f` as a step; an error marks the span as failed.
@@ -122,6 +150,7 @@ mod tests {
         let trace = HarnessTrace::start(
             tmp.path(),
             "bench-run generate",
+            std::time::SystemTime::now(),
             vec![
                 KeyValue::new("run.id", "postgres-level1-x"),
                 KeyValue::new("session.id", "abc"),

@@ -471,18 +471,35 @@ fn an_interrupted_session_is_finalized_as_interrupted() {
     let runs = env.runs.clone();
     let report = std::thread::scope(|s| {
         let run = s.spawn(|| bench_runner::run_session(&opts));
+        // Interrupt once the agent is inside its long Bash call, as a user would.
         let day = wait_for(&runs, "postgres", Duration::from_secs(60));
-        wait_for(&day.join("results"), "started.txt", Duration::from_secs(60));
+        let transcript = wait_for(
+            &day.join("telemetry"),
+            "transcript.jsonl",
+            Duration::from_secs(60),
+        );
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&transcript)
+            .unwrap()
+            .contains("\"subtype\":\"task_started\"")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the Bash call never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         cancel.cancel();
         run.join().unwrap().unwrap()
     });
     assert_eq!(report.outcome, "interrupted");
     assert!(!report.marker_seen);
     // Stopped like Ctrl-C: the CLI still printed its result, so the cost reconciles.
+    let summary: CostSummary = read_json(&report.session_dir.join("cost-summary.json")).unwrap();
+    let transcript = std::fs::read_to_string(report.session_dir.join("transcript.jsonl")).unwrap();
     let cli = report
         .cli_total_cost_usd
-        .expect("the CLI printed its result");
-    let summary: CostSummary = read_json(&report.session_dir.join("cost-summary.json")).unwrap();
+        .unwrap_or_else(|| panic!("no result line: {report:?}\n{summary:?}\n{transcript}"));
     assert!((summary.total_cost_usd - cli).abs() < 1e-9, "{summary:?}");
     let state: AppState = read_json(&report.app_dir.join(".bench/state.json")).unwrap();
     assert_eq!(state.sessions[0].outcome, "interrupted");
