@@ -325,7 +325,7 @@ impl StdbClient {
         .await
     }
 
-    /// Connects with explicit options (shared schema, timeouts, channel capacity).
+    /// Connects with explicit options (token, shared schema, connect timeout).
     pub async fn connect_with(
         base_url: &str,
         database: &str,
@@ -507,8 +507,10 @@ impl StdbClient {
         rx
     }
 
-    /// Closes the connection (a Close frame is sent); waiting calls fail.
+    /// Closes the connection (a Close frame is sent); calls still waiting fail at once, and so
+    /// does any later call.
     pub fn close(&self) {
+        close_waiters(&self.inner.shared, "closed by the client".to_string());
         let _ = self.inner.outgoing.send(Message::Close(None));
     }
 }

@@ -736,3 +736,39 @@ async fn an_idle_listener_answers_pings_and_stays_connected() {
         .unwrap();
     assert_eq!(event.inserted_strings().collect::<Vec<_>>(), ["still here"]);
 }
+
+#[tokio::test]
+async fn close_ends_waiting_and_later_calls() {
+    let server = TestServer::start().await.unwrap();
+    let schema = Arc::new(fetch_schema(&server.base_url(), "chat").await.unwrap());
+    let (client, room) = user_with_room(&server, &schema, "jack").await;
+    server.set_fault("send_message", Some(Fault::Delay(Duration::from_secs(30))));
+    let args = schema
+        .reducer_args(
+            "send_message",
+            &[("room_id", json!(room)), ("text", json!("x"))],
+        )
+        .unwrap();
+    let pending = client.send_reducer("send_message", &args).unwrap();
+    client.close();
+    let err = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("must not hang")
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("closed by the client"),
+        "{err:#}"
+    );
+    assert_eq!(
+        client.closed_reason().as_deref(),
+        Some("closed by the client")
+    );
+    let err = client
+        .call_reducer("send_message", &args)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("connection is closed"),
+        "{err:#}"
+    );
+}
