@@ -517,3 +517,25 @@ fn a_real_session_without_an_api_key_is_refused_before_anything_is_written() {
     assert!(err.contains("--rehearse"), "{err}");
     assert!(!env.runs.exists());
 }
+
+#[test]
+fn a_real_session_stops_at_a_failed_preflight_before_anything_is_written() {
+    let env = env();
+    let content = bench_content::Content::load(&repo_root()).unwrap();
+    let run_index = 7;
+    let vite = content.backend("postgres").unwrap().ports(run_index).vite;
+    // The app's port is taken: a real session must not start.
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", vite)).unwrap();
+    let mut opts = options(&env, generate("postgres"), rehearsal("generate-l1.toml"));
+    opts.models = ModelSource::Anthropic;
+    opts.run_index = Some(run_index);
+    // SAFETY: nextest runs each test in its own process; no other thread reads the variable.
+    unsafe { std::env::set_var("ANTHROPIC_API_KEY", "not-a-real-key") };
+    let err = format!("{:#}", bench_runner::run_session(&opts).unwrap_err());
+    assert!(err.contains("preflight"), "{err}");
+    assert!(
+        err.contains(&vite.to_string()),
+        "names the busy port: {err}"
+    );
+    assert!(!env.runs.exists(), "nothing was written");
+}
