@@ -278,6 +278,8 @@ struct Counters {
     failed: AtomicU64,
     transaction_updates_sent: AtomicU64,
     idle_disconnects: AtomicU64,
+    /// Identities minted so far (each gets a distinct subject).
+    minted: AtomicU64,
 }
 
 struct ServerState {
@@ -980,8 +982,8 @@ async fn ws_handler(
 }
 
 fn mint_identity(state: &ServerState) -> (Identity, String) {
-    let n = state.counters.connections.load(Ordering::Relaxed);
-    let subject = format!("{:016x}-{n}-{:?}", state.seed, Instant::now());
+    let n = state.counters.minted.fetch_add(1, Ordering::Relaxed);
+    let subject = format!("{:016x}-{n}", state.seed);
     let identity = Identity::from_claims("stdb-client-test-server", &subject);
     let token = format!("test-token.{}.{:016x}", identity.to_hex(), state.seed ^ n);
     state
@@ -997,11 +999,8 @@ async fn connection(
     socket: WebSocket,
     (identity, token): (Identity, String),
 ) {
-    state.counters.connections.fetch_add(1, Ordering::Relaxed);
-    let connection_id = ConnectionId::from_u128(
-        u128::from(state.seed) << 64
-            | u128::from(state.counters.connections.load(Ordering::Relaxed)),
-    );
+    let n = state.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let connection_id = ConnectionId::from_u128(u128::from(state.seed) << 64 | u128::from(n));
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
