@@ -250,6 +250,22 @@ pub async fn run_agent(
         .process_group(0)
         .kill_on_drop(true);
 
+    // From the moment the agent exists, Ctrl-C, SIGTERM and a closed terminal (SIGHUP) stop
+    // it and let the session be finalized, instead of killing the harness and leaving the
+    // agent running (it is in its own process group, so the terminal does not reach it).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+    // If the harness itself dies without a chance to clean up, the agent is told to stop.
+    // SAFETY: prctl is async-signal-safe and only changes the child's own settings.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT as libc::c_ulong);
+            Ok(())
+        });
+    }
+
     let started = chrono::Local::now();
     let clock = Instant::now();
     let mut child = cmd.spawn().with_context(|| {
@@ -309,10 +325,6 @@ pub async fn run_agent(
     });
 
     let progress = show_progress.then(|| spinner(inv));
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .context("cannot watch for Ctrl-C")?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch for SIGTERM")?;
     let deadline = inv.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_cost: Option<f64> = None;
@@ -324,6 +336,7 @@ pub async fn run_agent(
             status = child.wait() => break status.context("cannot wait for the agent")?,
             _ = sigint.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
             _ = sigterm.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
+            _ = sighup.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
             _ = cancel.cancelled() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
             _ = async {
                 match deadline {
