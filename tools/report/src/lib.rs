@@ -160,8 +160,13 @@ pub fn run_metrics(run: &Run, rules: &dyn LocCounter) -> Result<RunMetrics> {
 /// Reads every run an argument list names (a folder of runs stands for all of them).
 pub fn load_runs(paths: &[PathBuf]) -> Result<Vec<Run>> {
     let mut runs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for p in paths {
         for dir in load::expand_run_arg(p)? {
+            // The same run named twice (`runs/` and `runs/x`) counts once.
+            if !seen.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+                continue;
+            }
             runs.push(
                 load::load_run(&dir)
                     .with_context(|| format!("reading run directory {}", dir.display()))?,
