@@ -73,6 +73,8 @@ pub struct TestServerConfig {
     pub ping_interval: Duration,
     /// A connection from which nothing arrived for this long is dropped (SpacetimeDB: 30 s).
     pub idle_timeout: Duration,
+    /// Where to listen; port 0 picks a free port. Loopback only by default.
+    pub bind: SocketAddr,
 }
 
 impl Default for TestServerConfig {
@@ -81,6 +83,7 @@ impl Default for TestServerConfig {
             database: "chat".to_string(),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(30),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -141,9 +144,10 @@ impl TestServer {
             .route("/v1/database/{db}/schema", get(schema_handler))
             .route("/v1/database/{db}/sql", post(sql_handler))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let bind = state.config.bind;
+        let listener = tokio::net::TcpListener::bind(bind)
             .await
-            .context("binding the test server to 127.0.0.1")?;
+            .with_context(|| format!("binding the test server to {bind}: is the port in use?"))?;
         let addr = listener
             .local_addr()
             .context("reading the test server's address")?;
