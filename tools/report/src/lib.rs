@@ -289,7 +289,7 @@ pub mod cli {
         /// With --check: print every figure, not only disagreements and a summary.
         #[arg(long)]
         pub verbose: bool,
-        /// Line-count rules: `content` (backends/<b>/backend.toml, falling back to the defaults
+        /// Line-count rules: `content` (`backends/<b>/backend.toml`, falling back to the defaults
         /// for a backend it does not know) or `defaults` (the original harness's
         /// methodology, for re-measuring its published apps).
         #[arg(long, value_enum, default_value_t = LocRulesChoice::Content)]
