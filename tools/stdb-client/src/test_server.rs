@@ -15,7 +15,7 @@
 //! [WHERE <col> = <literal> [AND …]] [LIMIT n]`, statements separated by `;`; subscriptions and
 //! one-off queries take the whole-row form (`SELECT * … [WHERE …]`). Literals are numbers,
 //! `'strings'` (`''` escapes a quote), `true`/`false` and `0x…` identities; `"col"` quotes a name.
-//! Like SpacetimeDB, there is no `LIKE`, `OR` or `ORDER BY`. Faults ([`Fault`]) make a reducer fail, panic or wait.
+//! Like SpacetimeDB, there is no `LIKE`, `OR` or `ORDER BY`. Faults ([`Fault`]) make a reducer fail (always or every n-th call), panic or wait.
 //! Reducers run one at a time under one lock, as in SpacetimeDB, so every subscriber sees
 //! transactions in commit order.
 
@@ -62,6 +62,8 @@ pub enum Fault {
     Panic(String),
     /// Wait this long, then run normally (only the calling connection waits).
     Delay(Duration),
+    /// Fail every `every`-th call (the `every`-th, `2·every`-th, …) with this error; run the others.
+    FailEvery { every: u64, message: String },
 }
 
 /// Server settings.
@@ -177,7 +179,7 @@ impl TestServer {
     pub fn set_fault(&self, reducer: &str, fault: Option<Fault>) {
         let mut faults = self.state.faults.lock().unwrap_or_else(|e| e.into_inner());
         match fault {
-            Some(f) => faults.insert(reducer.to_string(), f),
+            Some(f) => faults.insert(reducer.to_string(), (f, 0)),
             None => faults.remove(reducer),
         };
     }
@@ -292,7 +294,8 @@ struct ServerState {
     raw_def: RawModuleDefV9,
     schema: ModuleSchema,
     inner: Mutex<Inner>,
-    faults: Mutex<HashMap<String, Fault>>,
+    /// Fault per reducer, with the number of calls it has seen.
+    faults: Mutex<HashMap<String, (Fault, u64)>>,
     tokens: Mutex<HashMap<String, Identity>>,
     counters: Counters,
     seed: u64,
@@ -1087,8 +1090,16 @@ async fn connection(
                         .faults
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .get(&*call.reducer)
-                        .cloned();
+                        .get_mut(&*call.reducer)
+                        .and_then(|(fault, calls)| {
+                            *calls += 1;
+                            match fault {
+                                Fault::FailEvery { every, message } => (*calls)
+                                    .is_multiple_of((*every).max(1))
+                                    .then(|| Fault::Fail(message.clone())),
+                                other => Some(other.clone()),
+                            }
+                        });
                     if let Some(Fault::Delay(d)) = &fault {
                         tokio::time::sleep(*d).await;
                     }

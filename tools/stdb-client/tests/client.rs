@@ -463,6 +463,33 @@ async fn failing_panicking_and_delayed_reducers_report_their_outcome() {
         outcome.latency()
     );
 
+    // One call in three fails, deterministically.
+    server.set_fault(
+        "send_message",
+        Some(Fault::FailEvery {
+            every: 3,
+            message: "every third".into(),
+        }),
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            client
+                .call_reducer("send_message", &args)
+                .await
+                .unwrap()
+                .status,
+        );
+    }
+    let failed: Vec<usize> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s != ReducerStatus::Committed)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(failed, [2, 5]);
+    assert_eq!(statuses[2], ReducerStatus::Failed("every third".into()));
+
     server.set_fault("send_message", None);
     // The module's own errors: unknown room.
     let bad_room = schema
@@ -486,11 +513,11 @@ async fn failing_panicking_and_delayed_reducers_report_their_outcome() {
         "{outcome:?}"
     );
 
-    // Only the delayed call committed a message.
+    // The delayed call and four of the six "every third" calls committed a message.
     let count = count_rows(&server.base_url(), "chat", None, "message", None)
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 5);
 }
 
 #[tokio::test]
