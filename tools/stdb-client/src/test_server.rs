@@ -15,7 +15,8 @@
 //! [WHERE <col> = <literal> [AND …]] [LIMIT n]`, statements separated by `;`; subscriptions and
 //! one-off queries take the whole-row form (`SELECT * … [WHERE …]`). Literals are numbers,
 //! `'strings'` (`''` escapes a quote), `true`/`false` and `0x…` identities; `"col"` quotes a name.
-//! Like SpacetimeDB, there is no `LIKE`, `OR` or `ORDER BY`. Faults ([`Fault`]) make a reducer fail (always or every n-th call), panic or wait.
+//! Only `=` conditions joined by `AND` (SpacetimeDB also has `OR`, `<`, `>`, `!=`); neither has
+//! `LIKE`. Faults ([`Fault`]) make a reducer fail (always or every n-th call), panic or wait.
 //! Reducers run one at a time under one lock, as in SpacetimeDB, so every subscriber sees
 //! transactions in commit order.
 
