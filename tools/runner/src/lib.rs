@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod cli;
 pub mod layout;
+pub mod procs;
 pub mod run;
 pub mod session;
 pub mod snapshot;

@@ -709,6 +709,12 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         "toolCalls".to_owned(),
         serde_json::json!(exit.live.tool_calls),
     );
+    if exit.leftovers_stopped > 0 {
+        meta.extra.insert(
+            "leftoverProcessesStopped".to_owned(),
+            serde_json::json!(exit.leftovers_stopped),
+        );
+    }
     bench_formats::write_json(&meta_path, &meta)?;
 
     // Cost: wait for the agent's last export, then account for the session.

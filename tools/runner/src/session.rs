@@ -210,6 +210,8 @@ pub struct AgentExit {
     pub signal: Option<i32>,
     pub live: Live,
     pub wall_clock: Duration,
+    /// Processes the agent started that were still running when it ended, and were stopped.
+    pub leftovers_stopped: usize,
     pub started: chrono::DateTime<chrono::Local>,
     pub ended: chrono::DateTime<chrono::Local>,
 }
@@ -330,6 +332,7 @@ pub async fn run_agent(
     let mut last_cost: Option<f64> = None;
     let mut last_probe = Instant::now() - Duration::from_secs(10);
 
+    let mut tracker = crate::procs::Tracker::new(pid);
     let mut ending = Ending::Exited;
     let status = loop {
         tokio::select! {
@@ -345,6 +348,7 @@ pub async fn run_agent(
                 }
             } => { ending = Ending::Timeout; break stop_group(&mut child, pid).await?; }
             _ = tick.tick() => {
+                tracker.scan();
                 if let Some(pb) = &progress {
                     if let Some(probe) = &cost_probe
                         && last_probe.elapsed() >= Duration::from_secs(2)
@@ -365,8 +369,10 @@ pub async fn run_agent(
             }
         }
     };
-    // Whatever the agent left running in its group (dev servers, watchers) goes with it.
+    // Whatever the agent left running (dev servers, watchers, in its group or in groups of
+    // their own) goes with it.
     signal_group(pid, libc::SIGTERM);
+    let leftovers_stopped = tracker.stop_leftovers(Duration::from_secs(3)).await;
     let _ = tokio::fs::remove_file(&pid_file).await;
 
     // The transcript ends when the pipe closes; a process that escaped the group could keep
@@ -392,6 +398,7 @@ pub async fn run_agent(
         signal: status.signal(),
         live,
         wall_clock: clock.elapsed(),
+        leftovers_stopped,
         started,
         ended: chrono::Local::now(),
     })

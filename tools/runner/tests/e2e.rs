@@ -461,6 +461,25 @@ fn an_agent_killed_from_outside_is_recorded_as_killed_with_its_cost_so_far() {
     assert_eq!(summary.api_calls, 2, "{summary:?}");
     assert!(summary.total_cost_usd > 0.0);
     assert!(!report.session_dir.join("agent.pid").exists());
+    // The agent's `sleep 120` ran in a process group of its own: it was stopped too.
+    assert_eq!(
+        meta.extra["leftoverProcessesStopped"]
+            .as_u64()
+            .map(|n| n >= 1),
+        Some(true)
+    );
+    assert!(
+        no_process_works_in(&report.app_dir),
+        "a process still works in the app folder"
+    );
+}
+
+/// Whether no process has its working directory in `dir` (Linux /proc).
+fn no_process_works_in(dir: &Path) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .all(|e| std::fs::read_link(e.path().join("cwd")).map_or(true, |cwd| !cwd.starts_with(dir)))
 }
 
 #[test]
