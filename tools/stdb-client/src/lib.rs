@@ -79,8 +79,15 @@
 //! - `cargo bench -p stdb-client` prints calls/s, client CPU per call and ack latency against the
 //!   test server (client on its own thread, CPU read from `/proc/thread-self/schedstat`).
 //!
-//! With the `test-server` feature, [`test_server`] runs an in-process server that speaks the same
-//! protocol with the same types and hosts a small chat module, for tests without SpacetimeDB.
+//! # Test server
+//! With the `test-server` feature, `test_server::TestServer` runs an in-process server that speaks
+//! the same protocol with the same types and hosts a small chat module (tables `user`, `room`,
+//! `room_member`, `message`; reducers `set_name`, `create_room`, `join_room`, `send_message`),
+//! with injectable faults, SQL and schema endpoints and SpacetimeDB's ping/idle behaviour. Other
+//! crates enable it for their tests:
+//! `[dev-dependencies] stdb-client = { path = "../stdb-client", features = ["test-server"] }`.
+//! `cargo run -p stdb-client --features test-server --example test-server -- --port 3000` runs
+//! it standalone.
 
 pub mod chat;
 mod client;
