@@ -179,6 +179,47 @@ pub fn open_app(app_dir: &Path) -> Result<ExistingApp> {
     })
 }
 
+/// Holds an app for one session: a second session on the same app is refused while the
+/// first runs. Released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct AppLock {
+    _file: std::fs::File,
+}
+
+/// Takes the app's session lock (`.bench/session.lock`), or says who holds it.
+pub fn lock_app(app_dir: &Path) -> Result<AppLock> {
+    use std::io::Write as _;
+    let path = app_dir.join(".bench").join("session.lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "another bench-run session is working on {} (process {}): wait for it to finish",
+                app_dir.display(),
+                holder.trim()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(AppLock { _file: file })
+}
+
 /// Saves an app's state.
 pub fn save_state(app_dir: &Path, state: &AppState) -> Result<()> {
     bench_formats::write_json(&app_dir.join(STATE_FILE), state)
@@ -239,6 +280,17 @@ mod tests {
         let opened = open_app(&app).unwrap();
         assert_eq!(opened.backend_dir, first.canonicalize().unwrap());
         assert_eq!(opened.state.level, 1);
+    }
+
+    #[test]
+    fn one_session_at_a_time_per_app() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = lock_app(tmp.path()).unwrap();
+        let err = lock_app(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("another bench-run session"), "{err}");
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        drop(first);
+        lock_app(tmp.path()).unwrap();
     }
 
     #[test]

@@ -347,7 +347,17 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
             opts.root.display()
         )
     })?;
-    let plan = plan(opts, &content)?;
+    let mut plan = plan(opts, &content)?;
+    // An existing app is held for the whole session, and planned again under the lock so
+    // the level checks see the state no other session is changing.
+    let _app_lock = match &plan.app {
+        AppPlace::Existing(app) => {
+            let lock = layout::lock_app(&app.app_dir)?;
+            plan = self::plan(opts, &content)?;
+            Some(lock)
+        }
+        AppPlace::New { .. } => None,
+    };
     let backend = content.backend(&plan.backend)?;
     let script = match &opts.models {
         ModelSource::Rehearsal(path) => {
