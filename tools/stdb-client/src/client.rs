@@ -930,3 +930,61 @@ fn publish_update(
         }
     }
 }
+
+/// A [`PendingCall`] labelled with the caller's tag.
+struct TaggedCall {
+    tag: u64,
+    call: PendingCall,
+}
+
+impl Future for TaggedCall {
+    type Output = (u64, Result<ReducerOutcome>);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let tag = self.tag;
+        std::pin::Pin::new(&mut self.call)
+            .poll(cx)
+            .map(|r| (tag, r))
+    }
+}
+
+/// Many reducer calls in flight on one connection, each labelled with a caller-chosen tag, whose
+/// outcomes are taken in completion order: the shape of a load generator's writer.
+pub struct TaggedCalls {
+    client: StdbClient,
+    pending: futures_util::stream::FuturesUnordered<TaggedCall>,
+}
+
+impl TaggedCalls {
+    pub fn new(client: StdbClient) -> Self {
+        Self {
+            client,
+            pending: futures_util::stream::FuturesUnordered::new(),
+        }
+    }
+
+    pub fn client(&self) -> &StdbClient {
+        &self.client
+    }
+
+    /// Sends a call now; its outcome comes out of [`TaggedCalls::next`] with `tag`.
+    pub fn send(&mut self, tag: u64, reducer: &str, args: &ReducerArgs) -> Result<()> {
+        let call = self.client.send_reducer(reducer, args)?;
+        self.pending.push(TaggedCall { tag, call });
+        Ok(())
+    }
+
+    /// Calls sent whose outcome has not been taken yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The next outcome to arrive, with its tag; `None` when nothing is in flight. Cancel-safe:
+    /// dropping the future loses no outcome.
+    pub async fn next(&mut self) -> Option<(u64, Result<ReducerOutcome>)> {
+        self.pending.next().await
+    }
+}

@@ -67,7 +67,8 @@
 //! - [`StdbClient::send_reducer`] queues the call and returns a [`PendingCall`] (a named future,
 //!   storable in a `FuturesUnordered`); [`ReducerOutcome::sent_at`]/[`ReducerOutcome::received_at`]
 //!   give the acknowledgement latency. A call whose connection dies resolves to `Err` (fate unknown),
-//!   never hangs.
+//!   never hangs. [`TaggedCalls`] wraps a client as a load generator's writer: `send(tag, reducer,
+//!   args)` and a cancel-safe `next()` yielding `(tag, outcome)` in completion order.
 //! - SpacetimeDB drops a connection with more than 16384 unprocessed incoming messages and one
 //!   that stays silent for 30 s (it pings every 15 s; this client's reader answers automatically):
 //!   keep the per-connection in-flight limit far below 16384.
@@ -100,7 +101,7 @@ pub mod test_server;
 pub use chat::{ChatHints, ChatShape};
 pub use client::{
     ClientStats, ConnectOptions, PendingCall, ReducerOutcome, ReducerStatus, RowEvent, StdbClient,
-    Subscription,
+    Subscription, TaggedCalls,
 };
 pub use http::{SqlResult, SqlStatement, count_rows, fetch_schema, sql};
 pub use schema::{

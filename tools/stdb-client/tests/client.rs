@@ -799,3 +799,44 @@ async fn close_ends_waiting_and_later_calls() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn tagged_calls_come_back_with_their_tags_in_completion_order() {
+    use stdb_client::TaggedCalls;
+    let server = TestServer::start().await.unwrap();
+    let schema = Arc::new(fetch_schema(&server.base_url(), "chat").await.unwrap());
+    let (client, room) = user_with_room(&server, &schema, "kim").await;
+    let mut calls = TaggedCalls::new(client);
+    assert!(calls.next().await.is_none(), "nothing in flight");
+    for tag in 1000..1050u64 {
+        let text = if tag % 10 == 0 {
+            String::new()
+        } else {
+            format!("tag {tag}")
+        };
+        let args = schema
+            .reducer_args(
+                "send_message",
+                &[("room_id", json!(room)), ("text", json!(text))],
+            )
+            .unwrap();
+        calls.send(tag, "send_message", &args).unwrap();
+    }
+    assert_eq!(calls.in_flight(), 50);
+    let mut seen = HashSet::new();
+    // Cancelling `next` (a timeout that may fire before anything is ready) loses nothing.
+    let mut outcomes = Vec::new();
+    if let Ok(Some(first)) = tokio::time::timeout(Duration::ZERO, calls.next()).await {
+        outcomes.push(first);
+    }
+    while let Some(item) = calls.next().await {
+        outcomes.push(item);
+    }
+    for (tag, outcome) in outcomes {
+        let outcome = outcome.unwrap();
+        assert_eq!(outcome.is_committed(), tag % 10 != 0, "tag {tag}");
+        assert!(seen.insert(tag));
+    }
+    assert_eq!(seen.len(), 50, "every tag came back exactly once");
+    assert_eq!(calls.in_flight(), 0);
+}
