@@ -709,8 +709,8 @@ async fn a_discovered_chat_shape_drives_the_whole_flow() {
 async fn an_idle_listener_answers_pings_and_stays_connected() {
     use stdb_client::test_server::TestServerConfig;
     let server = TestServer::start_with(TestServerConfig {
-        ping_interval: Duration::from_millis(40),
-        idle_timeout: Duration::from_millis(150),
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
         ..TestServerConfig::default()
     })
     .await
@@ -737,7 +737,7 @@ async fn an_idle_listener_answers_pings_and_stays_connected() {
     );
     let (_mute, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     // Silent for several idle timeouts: only the automatic pongs keep the listener alive.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
         server.stats().idle_disconnects,
         1,
