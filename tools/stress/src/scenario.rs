@@ -432,6 +432,14 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         }
     }
     let now = Instant::now();
+    // Open-loop schedules that fell behind: sends that were due in the window but never
+    // made it out are reported, not silently dropped.
+    if plan.scenario != Scenario::Stress {
+        while next_send < end {
+            stats.error(&series, "unsent_backlog", now);
+            next_send += interval(&mut rng).max(Duration::from_micros(1));
+        }
+    }
     let kind = if broken {
         "disconnected"
     } else {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use stdb_client::{
     ConnectOptions, ModuleSchema, ReducerSchema, ReducerStatus, StdbClient, TableSchema,
 };
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};
 
@@ -381,7 +381,7 @@ fn classify(why: &str) -> String {
 
 pub struct StdbListener {
     _client: StdbClient,
-    events: broadcast::Receiver<Arc<stdb_client::RowEvent>>,
+    events: mpsc::UnboundedReceiver<Arc<stdb_client::RowEvent>>,
     table: String,
     text_column: Option<usize>,
 }
@@ -390,7 +390,7 @@ impl Listener for StdbListener {
     async fn next_text(&mut self) -> Result<String> {
         loop {
             match self.events.recv().await {
-                Ok(event) => {
+                Some(event) => {
                     if &*event.table != self.table.as_str() || event.inserts.is_empty() {
                         continue;
                     }
@@ -404,10 +404,7 @@ impl Listener for StdbListener {
                     }
                     return Ok(out);
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => {
-                    bail!("the SpacetimeDB connection closed")
-                }
+                None => bail!("the SpacetimeDB connection closed"),
             }
         }
     }

@@ -414,3 +414,58 @@ fn spacetimedb_module_over_the_official_protocol() {
         "a run with nothing acknowledged proves nothing"
     );
 }
+
+#[test]
+fn open_loop_latency_counts_from_the_intended_send_time() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(stdb_client::test_server::TestServer::start())
+        .unwrap();
+    // Each call takes 100 ms and one writer may have one in flight: 10 msg/s at most,
+    // while the schedule asks for 50 msg/s.
+    server.set_fault(
+        "send_message",
+        Some(stdb_client::test_server::Fault::Delay(
+            std::time::Duration::from_millis(100),
+        )),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let url = server.base_url();
+    let argv = [
+        "bench-stress",
+        "--no-progress",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--backend",
+        "spacetimedb",
+        "--url",
+        &url,
+        "--scenario",
+        "rate",
+        "--rate",
+        "50",
+        "--writers",
+        "1",
+        "--in-flight",
+        "1",
+        "--warmup",
+        "0",
+        "--duration",
+        "3",
+        "--drain",
+        "2",
+    ];
+    let (r, _) = run_once(&Cli::parse_from(argv).args).unwrap();
+    let l = r.ack_latency;
+    // Measured from the actual send, every call would take ~100 ms. From the schedule, the
+    // lag grows by 80 ms per message: the tail reaches seconds.
+    assert!(l.p99_us > 1_500_000, "coordinated omission: {l:?}");
+    assert!(l.min_us >= 90_000, "{l:?}");
+    let backlog = r.errors.get("unsent_backlog").copied().unwrap_or(0);
+    assert!(
+        backlog > 80,
+        "the 150 - ~30 sends that never left are reported: {:?}",
+        r.errors
+    );
+    assert!(r.verification.passed, "{}", r.verification.detail);
+}
