@@ -322,6 +322,14 @@ pub fn harness_version(root: &Path) -> String {
     }
 }
 
+/// A variable as the agent will see it: `extra_env` first, else the harness's environment.
+fn agent_env(opts: &RunOptions, name: &str) -> Option<String> {
+    match opts.extra_env.iter().rev().find(|(k, _)| k == name) {
+        Some((_, v)) => Some(v.clone()),
+        None => std::env::var(name).ok(),
+    }
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and touches no memory.
     unsafe { libc::geteuid() == 0 }
@@ -382,7 +390,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
             Some(script)
         }
         ModelSource::Anthropic => {
-            if std::env::var_os("ANTHROPIC_API_KEY").is_none_or(|v| v.is_empty()) {
+            if agent_env(opts, "ANTHROPIC_API_KEY").is_none_or(|v| v.is_empty()) {
                 bail!(
                     "ANTHROPIC_API_KEY is not set: export your Anthropic API key to run a real (paid) session, or add --rehearse rehearsal/generate-l1.toml for a zero-cost rehearsal"
                 );

@@ -529,8 +529,9 @@ fn a_real_session_without_an_api_key_is_refused_before_anything_is_written() {
     let env = env();
     let mut opts = options(&env, generate("postgres"), rehearsal("generate-l1.toml"));
     opts.models = ModelSource::Anthropic;
-    // SAFETY: nextest runs each test in its own process; no other thread reads the variable.
-    unsafe { std::env::remove_var("ANTHROPIC_API_KEY") };
+    // As if unset (an empty value counts as missing), whatever this machine's environment holds.
+    opts.extra_env
+        .push(("ANTHROPIC_API_KEY".into(), String::new()));
     let err = format!("{:#}", bench_runner::run_session(&opts).unwrap_err());
     assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
     assert!(err.contains("--rehearse"), "{err}");
@@ -548,8 +549,8 @@ fn a_real_session_stops_at_a_failed_preflight_before_anything_is_written() {
     let mut opts = options(&env, generate("postgres"), rehearsal("generate-l1.toml"));
     opts.models = ModelSource::Anthropic;
     opts.run_index = Some(run_index);
-    // SAFETY: nextest runs each test in its own process; no other thread reads the variable.
-    unsafe { std::env::set_var("ANTHROPIC_API_KEY", "not-a-real-key") };
+    opts.extra_env
+        .push(("ANTHROPIC_API_KEY".into(), "not-a-real-key".into()));
     let err = format!("{:#}", bench_runner::run_session(&opts).unwrap_err());
     assert!(err.contains("preflight"), "{err}");
     assert!(
