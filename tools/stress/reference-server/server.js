@@ -16,6 +16,8 @@
 //   SHAPE=alt     the other common shape of generated apps: `name` instead of
 //                 `username`, events `joinRoom`/`sendMessage`, broadcast `message`, and
 //                 no ack callback (the sender learns of success from the broadcast).
+//   AUTH=1        sessions: creating a user answers a `token`; the other REST calls need
+//                 `Authorization: Bearer <token>` and the socket needs `auth.token`.
 
 'use strict';
 
@@ -26,6 +28,26 @@ const { Server } = require('socket.io');
 const noop = process.env.NOOP === '1';
 const alt = process.env.SHAPE === 'alt';
 const rateLimit = Number(process.env.RATE_LIMIT || 0);
+const auth = process.env.AUTH === '1';
+const crypto = require('crypto');
+// token -> user id
+const sessions = new Map();
+
+function newSession(userId) {
+  const token = crypto.randomBytes(16).toString('hex');
+  sessions.set(token, userId);
+  return token;
+}
+
+// With AUTH=1, REST calls other than user creation need a valid bearer token.
+function requireSession(req, res, next) {
+  if (!auth) return next();
+  const header = req.get('authorization') || '';
+  const userId = sessions.get(header.replace(/^Bearer /, ''));
+  if (userId === undefined) return res.status(401).json({ error: 'not signed in' });
+  req.userId = userId;
+  next();
+}
 const port = Number(process.env.PORT || 3000);
 
 let pool = null;
@@ -88,7 +110,8 @@ app.post('/api/users', async (req, res) => {
         id = ++counters.user;
         noopUsers.set(name, id);
       }
-      return res.status(201).json({ id, [nameField]: name });
+      const token = auth ? { token: newSession(id) } : {};
+      return res.status(201).json({ id, [nameField]: name, ...token });
     }
     const { rows } = await pool.query(
       `INSERT INTO users (username) VALUES ($1)
@@ -96,13 +119,14 @@ app.post('/api/users', async (req, res) => {
        RETURNING id, username`,
       [name],
     );
-    res.status(201).json({ id: rows[0].id, [nameField]: rows[0].username });
+    const token = auth ? { token: newSession(rows[0].id) } : {};
+    res.status(201).json({ id: rows[0].id, [nameField]: rows[0].username, ...token });
   } catch (err) {
     res.status(500).json({ error: err.message });
   }
 });
 
-app.post('/api/rooms', async (req, res) => {
+app.post('/api/rooms', requireSession, async (req, res) => {
   const { name } = req.body || {};
   const userId = req.body && (req.body.userId ?? req.body.createdBy);
   if (typeof name !== 'string' || name.length === 0) {
@@ -120,7 +144,7 @@ app.post('/api/rooms', async (req, res) => {
   }
 });
 
-app.post('/api/rooms/:id/join', async (req, res) => {
+app.post('/api/rooms/:id/join', requireSession, async (req, res) => {
   const roomId = Number(req.params.id);
   const userId = req.body && req.body.userId;
   if (!Number.isInteger(roomId) || userId === undefined) {
@@ -139,7 +163,7 @@ app.post('/api/rooms/:id/join', async (req, res) => {
   }
 });
 
-app.get('/api/rooms/:id/messages', async (req, res) => {
+app.get('/api/rooms/:id/messages', requireSession, async (req, res) => {
   if (noop) return res.json([]);
   try {
     const { rows } = await pool.query(
@@ -154,6 +178,15 @@ app.get('/api/rooms/:id/messages', async (req, res) => {
 
 const server = http.createServer(app);
 const io = new Server(server, { cors: { origin: '*' } });
+
+if (auth) {
+  io.use((socket, next) => {
+    const userId = sessions.get((socket.handshake.auth || {}).token);
+    if (userId === undefined) return next(new Error('not signed in'));
+    socket.data.sessionUser = userId;
+    next();
+  });
+}
 
 // Token bucket per user id.
 const buckets = new Map();
@@ -177,8 +210,8 @@ const events = alt
   : { join: 'join_room', send: 'send_message', broadcast: 'new_message' };
 
 io.on('connection', (socket) => {
-  const auth = socket.handshake.auth || {};
-  socket.data.userId = auth.userId ?? socket.handshake.query.userId;
+  const hs = socket.handshake.auth || {};
+  socket.data.userId = socket.data.sessionUser ?? hs.userId ?? socket.handshake.query.userId;
 
   socket.on(events.join, (data, ack) => {
     const roomId = data && data.roomId;

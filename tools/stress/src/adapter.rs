@@ -40,6 +40,13 @@ pub struct Endpoint {
     /// Where the created object's id is in the answer (`id`, `_id`, `user.id`, ...).
     #[serde(default = "default_id")]
     pub id: String,
+    /// Extra request headers (templates), e.g. `Authorization = "Bearer {token}"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// For `users`: where a session token is in the answer (then `{token}` can be used in
+    /// later headers, the socket's `auth` and `query`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 fn default_method() -> String {
@@ -134,18 +141,24 @@ impl Adapter {
                 path: "/api/users".into(),
                 body: json!({"username": "{name}"}),
                 id: default_id(),
+                headers: BTreeMap::new(),
+                token: None,
             },
             rooms: Endpoint {
                 method: default_method(),
                 path: "/api/rooms".into(),
                 body: json!({"name": "{room}", "userId": "{user_id}"}),
                 id: default_id(),
+                headers: BTreeMap::new(),
+                token: None,
             },
             join: Some(Endpoint {
                 method: default_method(),
                 path: "/api/rooms/{room_id}/join".into(),
                 body: json!({"userId": "{user_id}"}),
                 id: default_id(),
+                headers: BTreeMap::new(),
+                token: None,
             }),
             socket: SocketSpec {
                 path: default_socket_path(),
@@ -206,6 +219,14 @@ pub fn render(template: &Value, vars: &Vars) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+/// Fills the templates of an endpoint's headers.
+pub fn render_headers(ep: &Endpoint, vars: &Vars) -> Vec<(String, String)> {
+    ep.headers
+        .iter()
+        .map(|(k, v)| (k.clone(), render_path(v, vars)))
+        .collect()
 }
 
 /// Fills `{var}` in a path (ids as plain text).

@@ -91,9 +91,10 @@ pub async fn request(
     method: &str,
     path: &str,
     body: Option<&Value>,
+    headers: &[(String, String)],
     timeout: Duration,
 ) -> Result<Response> {
-    tokio::time::timeout(timeout, request_inner(base, method, path, body))
+    tokio::time::timeout(timeout, request_inner(base, method, path, body, headers))
         .await
         .with_context(|| {
             format!(
@@ -108,6 +109,7 @@ async fn request_inner(
     method: &str,
     path: &str,
     body: Option<&Value>,
+    headers: &[(String, String)],
 ) -> Result<Response> {
     let mut stream = TcpStream::connect(&base.authority)
         .await
@@ -122,6 +124,12 @@ async fn request_inner(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
             body.len()
         ));
+    }
+    for (name, value) in headers {
+        if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
+            bail!("header {name:?} contains a line break");
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;

@@ -77,6 +77,8 @@ pub struct Options {
     pub rate_limit: Option<u32>,
     /// The other common shape of generated apps (`SHAPE=alt`).
     pub alt_shape: bool,
+    /// Session tokens on REST and the socket (`AUTH=1`).
+    pub auth: bool,
 }
 
 /// A running reference server; killed when dropped.
@@ -104,6 +106,9 @@ impl ReferenceServer {
         }
         if options.alt_shape {
             cmd.env("SHAPE", "alt");
+        }
+        if options.auth {
+            cmd.env("AUTH", "1");
         }
         let mut child = cmd
             .spawn()

@@ -1,7 +1,7 @@
 //! The client for Express + Socket.IO apps: REST set-up, Socket.IO v4 over WebSocket for
 //! the traffic, and probing of the common app shapes when no adapter file is given.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,6 +193,7 @@ pub struct SocketIoBackend {
     room_id: Value,
     room: String,
     users: Vec<Value>,
+    tokens: Vec<Option<Value>>,
     writers: usize,
     marker: Arc<Marker>,
     message_bytes: usize,
@@ -221,6 +222,9 @@ impl SocketIoBackend {
         vars.insert("room_id", self.room_id.clone());
         vars.insert("room", Value::String(self.room.clone()));
         vars.insert("name", Value::String(user_name(self.marker.run(), user)));
+        if let Some(token) = &self.tokens[user] {
+            vars.insert("token", token.clone());
+        }
         vars
     }
 }
@@ -260,27 +264,35 @@ pub async fn prepare(setup: Setup<'_>) -> Result<Prepared> {
     };
     let total = writers + listeners.max(1);
     let mut users = Vec::with_capacity(total);
+    let mut tokens = Vec::with_capacity(total);
     for i in 0..total {
         let mut vars = Vars::new();
         vars.insert("name", Value::String(user_name(marker.run(), i)));
-        let id = create(&base, &adapter.users, &vars)
+        let (id, token) = create_with_token(&base, &adapter.users, &vars)
             .await
             .with_context(|| format!("cannot create bench user {i}"))?;
         users.push(id);
+        tokens.push(token);
     }
     let room = format!("bench-{}", marker.run());
     let mut vars = Vars::new();
     vars.insert("room", Value::String(room.clone()));
     vars.insert("name", Value::String(room.clone()));
     vars.insert("user_id", users[0].clone());
+    if let Some(token) = &tokens[0] {
+        vars.insert("token", token.clone());
+    }
     let room_id = create(&base, &adapter.rooms, &vars)
         .await
         .context("cannot create the bench room")?;
     if let Some(join) = &adapter.join {
-        for user in &users {
+        for (user, token) in users.iter().zip(&tokens) {
             let mut vars = Vars::new();
             vars.insert("room_id", room_id.clone());
             vars.insert("user_id", user.clone());
+            if let Some(token) = token {
+                vars.insert("token", token.clone());
+            }
             call(&base, join, &vars)
                 .await
                 .context("cannot join the bench room over REST")?;
@@ -297,6 +309,7 @@ pub async fn prepare(setup: Setup<'_>) -> Result<Prepared> {
             room_id,
             room,
             users,
+            tokens,
             writers,
             marker,
             message_bytes,
@@ -310,7 +323,16 @@ pub async fn prepare(setup: Setup<'_>) -> Result<Prepared> {
 async fn call(base: &BaseUrl, ep: &Endpoint, vars: &Vars) -> Result<http::Response> {
     let path = render_path(&ep.path, vars);
     let body = render(&ep.body, vars);
-    let resp = http::request(base, &ep.method, &path, Some(&body), SETUP_TIMEOUT).await?;
+    let headers = crate::adapter::render_headers(ep, vars);
+    let resp = http::request(
+        base,
+        &ep.method,
+        &path,
+        Some(&body),
+        &headers,
+        SETUP_TIMEOUT,
+    )
+    .await?;
     if !resp.ok() {
         bail!(
             "{} {path} answered {}: {}",
@@ -323,15 +345,35 @@ async fn call(base: &BaseUrl, ep: &Endpoint, vars: &Vars) -> Result<http::Respon
 }
 
 async fn create(base: &BaseUrl, ep: &Endpoint, vars: &Vars) -> Result<Value> {
+    Ok(create_with_token(base, ep, vars).await?.0)
+}
+
+/// Creates an object; returns its id and, when the endpoint names one, the session token.
+async fn create_with_token(
+    base: &BaseUrl,
+    ep: &Endpoint,
+    vars: &Vars,
+) -> Result<(Value, Option<Value>)> {
     let resp = call(base, ep, vars).await?;
-    lookup(&resp.json, &ep.id).cloned().with_context(|| {
+    let id = lookup(&resp.json, &ep.id).cloned().with_context(|| {
         format!(
             "the answer of {} has no id at {:?} (set `id` in the adapter): {}",
             ep.path,
             ep.id,
             engineio::truncate(&resp.text, 200)
         )
-    })
+    })?;
+    let token = match &ep.token {
+        Some(path) => Some(lookup(&resp.json, path).cloned().with_context(|| {
+            format!(
+                "the answer of {} has no token at {path:?}: {}",
+                ep.path,
+                engineio::truncate(&resp.text, 200)
+            )
+        })?),
+        None => None,
+    };
+    Ok((id, token))
 }
 
 /// A writer connection.
@@ -352,6 +394,7 @@ struct RestSender {
     base: BaseUrl,
     method: String,
     path: String,
+    headers: Arc<Vec<(String, String)>>,
     before: String,
     after: String,
     running: FuturesUnordered<Pin<Box<dyn Future<Output = Outcome> + Send>>>,
@@ -377,13 +420,21 @@ impl Writer for SioWriter {
         if let Some(rest) = &mut self.rest {
             let body = format!("{}{content}{}", rest.before, rest.after);
             let (base, method, path) = (rest.base.clone(), rest.method.clone(), rest.path.clone());
+            let headers = rest.headers.clone();
             rest.running.push(Box::pin(async move {
                 let body: Value = match serde_json::from_str(&body) {
                     Ok(v) => v,
                     Err(_) => return Outcome::Failed(tag, "bad_payload".into()),
                 };
-                match http::request(&base, &method, &path, Some(&body), Duration::from_secs(60))
-                    .await
+                match http::request(
+                    &base,
+                    &method,
+                    &path,
+                    Some(&body),
+                    &headers,
+                    Duration::from_secs(60),
+                )
+                .await
                 {
                     Ok(r) if r.ok() => Outcome::Acked(tag),
                     Ok(r) if r.status == 429 => Outcome::Failed(tag, "rate_limited".into()),
@@ -514,6 +565,7 @@ impl Backend for SocketIoBackend {
                     base: self.base.clone(),
                     method: ep.method.clone(),
                     path: render_path(&ep.path, &vars),
+                    headers: Arc::new(crate::adapter::render_headers(ep, &vars)),
                     before,
                     after,
                     running: FuturesUnordered::new(),
@@ -560,6 +612,8 @@ pub struct Probed {
     pub join_ack: bool,
 }
 
+const TOKEN_PATHS: [&str; 5] = ["token", "accessToken", "access_token", "jwt", "data.token"];
+
 const ID_PATHS: [&str; 7] = [
     "id", "_id", "user.id", "user._id", "room.id", "room._id", "data.id",
 ];
@@ -569,14 +623,27 @@ async fn probe_create(
     paths: &[&str],
     bodies: &[Value],
     vars: &Vars,
+    headers: &BTreeMap<String, String>,
     what: &str,
     notes: &mut Vec<String>,
-) -> Result<(Endpoint, Value)> {
+) -> Result<(Endpoint, Value, Option<Value>)> {
+    let rendered_headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), render_path(v, vars)))
+        .collect();
     let mut tried = Vec::new();
     for path in paths {
         for body in bodies {
             let rendered = render(body, vars);
-            let resp = match http::request(base, "POST", path, Some(&rendered), SETUP_TIMEOUT).await
+            let resp = match http::request(
+                base,
+                "POST",
+                path,
+                Some(&rendered),
+                &rendered_headers,
+                SETUP_TIMEOUT,
+            )
+            .await
             {
                 Ok(r) => r,
                 Err(err) => return Err(err).context(format!("probing {what}")),
@@ -593,14 +660,26 @@ async fn probe_create(
                 notes.push(format!(
                     "{what}: POST {path} with {body} (id at {id_path:?})"
                 ));
+                let token = TOKEN_PATHS
+                    .iter()
+                    .find(|p| lookup(&resp.json, p).is_some_and(Value::is_string))
+                    .map(|p| p.to_string());
+                if let Some(t) = &token {
+                    notes.push(format!(
+                        "{what}: the answer carries a session token at {t:?}"
+                    ));
+                }
                 return Ok((
                     Endpoint {
                         method: "POST".into(),
                         path: path.to_string(),
                         body: body.clone(),
                         id: id_path.to_string(),
+                        headers: headers.clone(),
+                        token: token.clone(),
                     },
                     id,
+                    token.and_then(|t| lookup(&resp.json, &t).cloned()),
                 ));
             }
         }
@@ -616,7 +695,8 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
     let mut notes = Vec::new();
     let mut vars = Vars::new();
     vars.insert("name", Value::String(format!("probe{run}a")));
-    let (users, user_a) = probe_create(
+    let no_headers = BTreeMap::new();
+    let (users, user_a, token_a) = probe_create(
         base,
         &[
             "/api/users",
@@ -630,17 +710,25 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
             json!({"username": "{name}", "name": "{name}"}),
         ],
         &vars,
+        &no_headers,
         "users",
         &mut notes,
     )
     .await?;
     vars.insert("name", Value::String(format!("probe{run}b")));
-    let user_b = create(base, &users, &vars)
+    let (user_b, token_b) = create_with_token(base, &users, &vars)
         .await
         .context("probing: creating a second user")?;
+    let auth_headers: BTreeMap<String, String> = match &token_a {
+        Some(_) => [("Authorization".to_string(), "Bearer {token}".to_string())].into(),
+        None => BTreeMap::new(),
+    };
     vars.insert("room", Value::String(format!("probe-{run}")));
     vars.insert("user_id", user_a.clone());
-    let (rooms, room_id) = probe_create(
+    if let Some(t) = &token_a {
+        vars.insert("token", t.clone());
+    }
+    let (rooms, room_id, _) = probe_create(
         base,
         &["/api/rooms", "/rooms"],
         &[
@@ -648,6 +736,7 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
             json!({"name": "{room}"}),
         ],
         &vars,
+        &auth_headers,
         "rooms",
         &mut notes,
     )
@@ -665,15 +754,21 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
             path: path.into(),
             body: json!({"userId": "{user_id}"}),
             id: "id".into(),
+            headers: auth_headers.clone(),
+            token: None,
         };
         let mut ok = true;
-        for user in [&user_a, &user_b] {
+        for (user, token) in [(&user_a, &token_a), (&user_b, &token_b)] {
             vars.insert("user_id", user.clone());
+            if let Some(t) = token {
+                vars.insert("token", t.clone());
+            }
             let resp = http::request(
                 base,
                 "POST",
                 &render_path(path, &vars),
                 Some(&render(&ep.body, &vars)),
+                &crate::adapter::render_headers(&ep, &vars),
                 SETUP_TIMEOUT,
             )
             .await?;
@@ -691,7 +786,10 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
 
     let mut socket = SocketSpec {
         path: "/socket.io/".into(),
-        auth: Some(json!({"userId": "{user_id}"})),
+        auth: Some(match &token_a {
+            Some(_) => json!({"userId": "{user_id}", "token": "{token}"}),
+            None => json!({"userId": "{user_id}"}),
+        }),
         query: Default::default(),
         join_events: vec!["join_room".into(), "joinRoom".into(), "join".into()],
         join_payload: json!({"roomId": "{room_id}", "userId": "{user_id}"}),
@@ -704,6 +802,12 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
     vars_a.insert("user_id", user_a.clone());
     let mut vars_b = vars.clone();
     vars_b.insert("user_id", user_b.clone());
+    for (v, t) in [(&mut vars_a, &token_a), (&mut vars_b, &token_b)] {
+        match t {
+            Some(t) => v.insert("token", t.clone()),
+            None => v.remove("token"),
+        };
+    }
     let mut sender = Conn::open(base, &socket, &vars_a)
         .await
         .context("probing the Socket.IO connection")?;
@@ -840,6 +944,10 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
             "POST",
             &render_path(path, &v),
             Some(&render(&body, &v)),
+            &auth_headers
+                .iter()
+                .map(|(k, x)| (k.clone(), render_path(x, &v)))
+                .collect::<Vec<_>>(),
             SETUP_TIMEOUT,
         )
         .await?;
@@ -851,6 +959,8 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
                 path: path.into(),
                 body,
                 id: "id".into(),
+                headers: auth_headers,
+                token: None,
             });
             let adapter = Adapter {
                 users,

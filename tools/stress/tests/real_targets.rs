@@ -220,6 +220,7 @@ fn probing_finds_the_other_common_shape() {
     let server = ReferenceServer::start(&Options {
         db_url: Some(db_url.clone()),
         alt_shape: true,
+        auth: true,
         ..Options::default()
     })
     .unwrap();
@@ -253,6 +254,8 @@ fn probing_finds_the_other_common_shape() {
     let saved = bench_stress::adapter::Adapter::load(&adapter_file).unwrap();
     assert_eq!(saved.socket.send_event, "sendMessage");
     assert_eq!(saved.socket.ack, bench_stress::adapter::AckMode::Echo);
+    assert_eq!(saved.users.token.as_deref(), Some("token"));
+    assert_eq!(saved.rooms.headers["Authorization"], "Bearer {token}");
 }
 
 #[test]
