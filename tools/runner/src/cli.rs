@@ -206,6 +206,11 @@ pub fn print_report(report: &SessionReport) {
     if let Some(code) = report.exit_code {
         println!("  agent exit code: {code}");
     }
+    match &report.agent_result {
+        Some(subtype) if subtype != "success" => println!("  agent result: {subtype}"),
+        None => println!("  agent result: none (the CLI printed no result line)"),
+        _ => {}
+    }
     match (&report.cost, &report.cost_error) {
         (Some(c), _) => {
             let status = c

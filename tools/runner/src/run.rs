@@ -135,6 +135,8 @@ pub struct SessionReport {
     pub cost_error: Option<String>,
     /// The agent CLI's own total, from its result line.
     pub cli_total_cost_usd: Option<f64>,
+    /// The result line's `subtype` (`success`, `error_max_budget_usd`, …), if it printed one.
+    pub agent_result: Option<String>,
 }
 
 impl SessionReport {
@@ -738,7 +740,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     // Cost: wait for the agent's last export, then account for the session.
     let mut cost_step = trace.step("telemetry");
     wait_for_flush(
-        &logs_file,
+        [&logs_file, &metrics_file],
         &session_id,
         &run_id,
         exit.live.result_cost(),
@@ -798,6 +800,13 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         cost,
         cost_error,
         cli_total_cost_usd: exit.live.result_cost(),
+        agent_result: exit
+            .live
+            .result
+            .as_ref()
+            .and_then(|r| r.get("subtype"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
     })
 }
 
@@ -964,10 +973,12 @@ async fn prepare(
     Ok((prompt, api))
 }
 
-/// Waits until the agent's final export has reached the session's log file: its cost equals
-/// the CLI's own total (when the CLI printed one), or the file stops growing.
+/// Waits until the agent's final export has reached the session's files: its events cost
+/// what the CLI says the session cost, or (the CLI printed no total, or some records never
+/// came — a CLI stopping at once may not flush its last events) the files have stopped
+/// growing. The agent has exited by now, so nothing arrives late for long.
 async fn wait_for_flush(
-    logs_file: &Path,
+    files: [&Path; 2],
     session_id: &str,
     run_id: &str,
     cli_total: Option<f64>,
@@ -975,10 +986,10 @@ async fn wait_for_flush(
 ) {
     let deadline = tokio::time::Instant::now() + max_wait;
     let mut tally = bench_telemetry::LiveTally::new(Some(session_id), Some(run_id));
-    let mut last_len = None;
+    let mut last_lens = None;
     let mut stable_since = tokio::time::Instant::now();
     loop {
-        let _ = tally.poll_file(logs_file);
+        let _ = tally.poll_file(files[0]);
         let snap = tally.snapshot();
         if let Some(total) = cli_total
             && snap.api_calls > 0
@@ -988,11 +999,11 @@ async fn wait_for_flush(
             tokio::time::sleep(Duration::from_millis(300)).await;
             return;
         }
-        let len = std::fs::metadata(logs_file).map(|m| m.len()).ok();
-        if len != last_len {
-            last_len = len;
+        let lens = files.map(|f| std::fs::metadata(f).map(|m| m.len()).ok());
+        if Some(lens) != last_lens {
+            last_lens = Some(lens);
             stable_since = tokio::time::Instant::now();
-        } else if cli_total.is_none() && stable_since.elapsed() >= Duration::from_secs(3) {
+        } else if stable_since.elapsed() >= Duration::from_secs(2) {
             return;
         }
         if tokio::time::Instant::now() >= deadline {

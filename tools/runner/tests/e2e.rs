@@ -559,3 +559,28 @@ fn a_real_session_stops_at_a_failed_preflight_before_anything_is_written() {
     );
     assert!(!env.runs.exists(), "nothing was written");
 }
+
+#[test]
+fn the_budget_cap_reaches_the_agent_and_its_stop_is_recorded() {
+    let env = env();
+    let mut opts = options(&env, generate("postgres"), rehearsal("generate-l1.toml"));
+    // The first scripted call alone costs more than this.
+    opts.max_budget_usd = Some(0.03);
+    let report = bench_runner::run_session(&opts).unwrap();
+    assert_eq!(report.outcome, "failed");
+    assert_eq!(report.agent_result.as_deref(), Some("error_max_budget_usd"));
+    let meta = metadata(&report);
+    assert_eq!(meta.extra["agentResultSubtype"], "error_max_budget_usd");
+    assert!(meta.exit_code.is_some_and(|c| c != 0));
+    // The CLI stops at once, sometimes before its last events are exported: whatever the
+    // telemetry holds, the summary's cost is the session's true cost.
+    let summary: CostSummary = read_json(&report.session_dir.join("cost-summary.json")).unwrap();
+    let cli = report
+        .cli_total_cost_usd
+        .expect("the CLI printed its result");
+    assert!((summary.total_cost_usd - cli).abs() < 1e-9, "{summary:?}");
+    assert!(cli > 0.03);
+    let state: AppState = read_json(&report.app_dir.join(".bench/state.json")).unwrap();
+    assert_eq!(state.level, 0);
+    assert_eq!(state.sessions[0].outcome, "failed");
+}
