@@ -163,3 +163,37 @@ pub fn install_agent_cli(cache_dir: &Path) -> Result<PathBuf> {
     })?;
     Ok(bin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn an_explicit_agent_must_be_an_executable_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let not_exec = tmp.path().join("claude");
+        std::fs::write(&not_exec, "#!/bin/sh\necho 1.0\n").unwrap();
+        let err = resolve_agent_bin(Some(&not_exec), tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("not an executable"), "{err}");
+        let err = resolve_agent_bin(Some(&tmp.path().join("missing")), tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("--agent-bin"), "{err}");
+
+        std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            resolve_agent_bin(Some(&not_exec), tmp.path()).unwrap(),
+            not_exec
+        );
+        assert_eq!(agent_version(&not_exec).unwrap(), "1.0");
+    }
+
+    #[test]
+    fn a_failing_version_command_is_an_error_naming_the_program() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = tmp.path().join("claude");
+        std::fs::write(&bad, "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = agent_version(&bad).unwrap_err().to_string();
+        assert!(err.contains("broken") && err.contains("claude"), "{err}");
+    }
+}
