@@ -584,3 +584,45 @@ fn the_budget_cap_reaches_the_agent_and_its_stop_is_recorded() {
     assert_eq!(state.level, 0);
     assert_eq!(state.sessions[0].outcome, "failed");
 }
+
+#[test]
+fn an_install_whose_install_script_did_not_run_is_repaired() {
+    // What npm 11 can leave: the package is there, but its install script never put the
+    // native binary in place of the placeholder. Hard links keep the copy cheap.
+    let installed = agent_bin();
+    let cache = installed
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("agent-cli");
+    let status = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(cache)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let placeholder = copy.join("node_modules/@anthropic-ai/claude-code/bin/claude.exe");
+    std::fs::remove_file(&placeholder).unwrap();
+    std::fs::write(
+        &placeholder,
+        "#!/bin/sh\necho 'run install.cjs first' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &placeholder,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = bench_runner::agent::installed_bin(&copy);
+    assert!(bench_runner::agent::agent_version(&bin).is_err());
+
+    let repaired = bench_runner::agent::install_agent_cli(&copy).unwrap();
+    assert_eq!(repaired, bin);
+    let version = bench_runner::agent::agent_version(&bin).unwrap();
+    assert!(version.contains("Claude Code"), "{version}");
+}
