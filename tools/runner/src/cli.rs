@@ -41,7 +41,7 @@ pub struct Args {
     /// Generate a new app for this backend (spacetime, postgres, mongodb).
     #[arg(long)]
     pub backend: Option<String>,
-    /// Upgrade this app (a results/chat-app-<ts> folder) to --level.
+    /// Upgrade this app (a results/chat-app-TIMESTAMP folder) to --level.
     #[arg(long, value_name = "APP_DIR")]
     pub upgrade: Option<PathBuf>,
     /// Fix the bugs listed in this app's BUG_REPORT.md, at the app's current level.
@@ -86,7 +86,7 @@ pub struct Args {
     /// script (a path, or the name of one in rehearsal/, e.g. `generate-l1`).
     #[arg(long, value_name = "SCRIPT")]
     pub rehearse: Option<PathBuf>,
-    /// Where runs are written. Default: <repo>/runs.
+    /// Where runs are written. Default: runs/ in the repository.
     #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
     /// Leave the UI contract sections out of the prompt.
@@ -96,7 +96,7 @@ pub struct Args {
     /// infrastructure (needs --telemetry-dir).
     #[arg(long, value_name = "URL", requires = "telemetry_dir")]
     pub otlp_endpoint: Option<String>,
-    /// The folder that receiver writes (with sessions/<id>/logs.jsonl per session).
+    /// The folder that receiver writes (with sessions/SESSION_ID/logs.jsonl per session).
     #[arg(long, value_name = "DIR", requires = "otlp_endpoint")]
     pub telemetry_dir: Option<PathBuf>,
 }

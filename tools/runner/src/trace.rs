@@ -21,7 +21,7 @@ pub struct HarnessTrace {
     root: Context,
 }
 
-/// One step in progress; ends when [`Step::end`] is called (or when dropped).
+/// One step in progress; ends with [`Step::end_ok`] or [`Step::end_err`] (or when dropped).
 pub struct Step {
     span: Span,
 }
