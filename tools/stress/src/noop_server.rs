@@ -91,7 +91,10 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     if head.to_ascii_lowercase().contains("upgrade: websocket") {
-        if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
+        if let Ok(ws) =
+            tokio_tungstenite::accept_async_with_config(stream, Some(crate::socketio::ws_config()))
+                .await
+        {
             socket(ws, state).await;
         }
     } else {
