@@ -358,6 +358,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     };
+    let extra_env = agent_config_env(&root)?;
     let opts = RunOptions {
         task,
         root,
@@ -375,7 +376,7 @@ pub fn run(args: Args) -> Result<()> {
         show_progress: true,
         cancel: Cancel::new(),
         flush_wait: Duration::from_secs(10),
-        extra_env: Vec::new(),
+        extra_env,
     };
     let report = run::run_session(&opts)?;
     print_report(&report);
@@ -396,6 +397,21 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The agent's own configuration folder: the harness's `.bench/agent-config`, so that the
+/// user's personal settings, memory files, hooks and MCP servers (`~/.claude`) do not take
+/// part in a benchmark session. A `CLAUDE_CONFIG_DIR` the user set is respected.
+fn agent_config_env(root: &std::path::Path) -> Result<Vec<(String, String)>> {
+    if std::env::var_os("CLAUDE_CONFIG_DIR").is_some() {
+        return Ok(Vec::new());
+    }
+    let dir = bench_formats::paths::state_dir(root).join("agent-config");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(vec![(
+        "CLAUDE_CONFIG_DIR".to_owned(),
+        dir.display().to_string(),
+    )])
 }
 
 fn absolute(path: &std::path::Path) -> Result<PathBuf> {

@@ -111,7 +111,8 @@ pub struct RunOptions {
     pub cancel: Cancel,
     /// How long to wait after the agent exits for its last telemetry export.
     pub flush_wait: Duration,
-    /// Extra environment for the agent (tests: an isolated `CLAUDE_CONFIG_DIR`).
+    /// Extra environment for the agent, applied last (e.g. `CLAUDE_CONFIG_DIR`: the command
+    /// line gives the agent the harness's own configuration folder).
     pub extra_env: Vec<(String, String)>,
 }
 
@@ -512,6 +513,10 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     }
     meta.extra
         .insert("rehearsal".to_owned(), serde_json::json!(rehearsal));
+    if let Some(dir) = agent_env(opts, "CLAUDE_CONFIG_DIR") {
+        meta.extra
+            .insert("agentConfigDir".to_owned(), serde_json::json!(dir));
+    }
     if !preflight_warnings.is_empty() {
         meta.extra.insert(
             "preflightWarnings".to_owned(),
