@@ -342,6 +342,8 @@ fn is_root() -> bool {
 /// app or bug report) leave nothing behind. Once the session folder exists, the session is
 /// always finalized — metadata, state and cost — whatever happens to the agent, and the
 /// report says how it ended.
+///
+/// It runs its own async runtime: call it from plain (non-async) code.
 pub fn run_session(opts: &RunOptions) -> Result<SessionReport> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

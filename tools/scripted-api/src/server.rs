@@ -87,6 +87,9 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
+/// Largest request body accepted (the Messages API itself accepts up to 32 MB).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
     shared
         .lock()
@@ -116,6 +119,9 @@ impl ScriptedApi {
             .route("/v1/messages/count_tokens", post(count_tokens))
             .route("/", axum::routing::get(probe).head(probe))
             .fallback(not_found)
+            // A long conversation's requests carry its whole history: far above axum's
+            // default 2 MB body limit.
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
             .with_state(shared.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

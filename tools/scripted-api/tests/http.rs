@@ -237,6 +237,12 @@ async fn assigned_scripts_unknown_paths_and_count_tokens() {
     let bad = client.post(&url).body("not json").send().await.unwrap();
     assert_eq!(bad.status(), 400);
 
+    // A long conversation: a request body far above common 2 MB server defaults.
+    let mut big = request("mine", 1, true, false);
+    big["messages"][0]["content"] = Value::String("x".repeat(5 * 1024 * 1024));
+    let resp = client.post(&url).json(&big).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
     let counted: Value = client
         .post(format!("{}/v1/messages/count_tokens", api.url))
         .json(&request("mine", 3, true, false))
