@@ -543,10 +543,16 @@ fn a_real_session_without_an_api_key_is_refused_before_anything_is_written() {
 fn a_real_session_stops_at_a_failed_preflight_before_anything_is_written() {
     let env = env();
     let content = bench_content::Content::load(&repo_root()).unwrap();
-    let run_index = 7;
-    let vite = content.backend("postgres").unwrap().ports(run_index).vite;
-    // The app's port is taken: a real session must not start.
-    let _taken = std::net::TcpListener::bind(("127.0.0.1", vite)).unwrap();
+    // Take the app port of a run index whose port is free now: a real session must not start.
+    let backend = content.backend("postgres").unwrap();
+    let (run_index, vite, _taken) = (7..40)
+        .find_map(|i| {
+            let port = backend.ports(i).vite;
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .ok()
+                .map(|l| (i, port, l))
+        })
+        .expect("a free app port");
     let mut opts = options(&env, generate("postgres"), rehearsal("generate-l1.toml"));
     opts.models = ModelSource::Anthropic;
     opts.run_index = Some(run_index);
