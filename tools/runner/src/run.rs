@@ -444,6 +444,18 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     )?;
     let session_id = uuid::Uuid::new_v4().to_string();
     let marker = plan.phase.completion_marker().to_owned();
+    if opts.show_progress {
+        let source = match &opts.models {
+            ModelSource::Rehearsal(path) => format!("rehearsal {}", path.display()),
+            ModelSource::Anthropic => format!("model {}", opts.model),
+        };
+        eprintln!(
+            "session {run_id}: {} level {} · {} · rules {} · run index {} · {source}",
+            plan.phase, plan.level, plan.backend, plan.rules, plan.run_index
+        );
+        eprintln!("  app {}", app_dir.display());
+        eprintln!("  records {}", session_dir.display());
+    }
 
     let trace = HarnessTrace::start(
         &session_dir,
