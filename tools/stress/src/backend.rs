@@ -2,6 +2,7 @@
 //! implements, so that scenarios, metrics and verification are shared.
 
 use std::future::Future;
+use std::time::Instant;
 
 use anyhow::Result;
 use memchr::memmem;
@@ -29,9 +30,10 @@ pub trait Writer: Send + 'static {
 
 /// A connection that receives the room's messages.
 pub trait Listener: Send + 'static {
-    /// Waits for the next received payload (a frame, a row) and hands the text in which
-    /// message markers are searched. Must be cancel-safe.
-    fn next_text(&mut self) -> impl Future<Output = Result<String>> + Send;
+    /// Waits for the next received payload (a frame, rows) and hands the text in which
+    /// message markers are searched, with the instant it was read from the socket (the end
+    /// of the fan-out latency). Must be cancel-safe.
+    fn next_text(&mut self) -> impl Future<Output = Result<(String, Instant)>> + Send;
 }
 
 /// What verification found in the database.

@@ -88,7 +88,7 @@ impl Writer for InsertWriter {
 pub struct NoListener;
 
 impl Listener for NoListener {
-    async fn next_text(&mut self) -> Result<String> {
+    async fn next_text(&mut self) -> Result<(String, std::time::Instant)> {
         std::future::pending().await
     }
 }

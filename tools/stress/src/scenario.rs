@@ -480,7 +480,7 @@ async fn listener_task<L: Listener>(mut l: L, mut ctx: ListenerCtx) -> TaskStats
             text = l.next_text() => {
                 let now = Instant::now();
                 match text {
-                    Ok(text) => {
+                    Ok((text, now)) => {
                         let timeline = ctx.timeline;
                         ctx.marker.find_all(&text, |w, s, t_us| {
                             if seen.insert((w, s)) {

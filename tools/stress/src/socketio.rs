@@ -538,11 +538,11 @@ pub struct SioListener {
 }
 
 impl Listener for SioListener {
-    async fn next_text(&mut self) -> Result<String> {
+    async fn next_text(&mut self) -> Result<(String, Instant)> {
         loop {
             let text = self.conn.next_raw().await?;
             if text.as_bytes().starts_with(b"42") {
-                return Ok(text.to_string());
+                return Ok((text.to_string(), Instant::now()));
             }
         }
     }

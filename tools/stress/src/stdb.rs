@@ -387,7 +387,7 @@ pub struct StdbListener {
 }
 
 impl Listener for StdbListener {
-    async fn next_text(&mut self) -> Result<String> {
+    async fn next_text(&mut self) -> Result<(String, std::time::Instant)> {
         loop {
             match self.events.recv().await {
                 Some(event) => {
@@ -402,7 +402,7 @@ impl Listener for StdbListener {
                         }
                         out.push('\n');
                     }
-                    return Ok(out);
+                    return Ok((out, event.received_at));
                 }
                 None => bail!("the SpacetimeDB connection closed"),
             }
