@@ -943,6 +943,13 @@ async fn prepare(
             std::fs::copy(&src, &dst)
                 .with_context(|| format!("cannot copy {} into the inputs", src.display()))?;
         }
+        if plan.phase == Phase::Fix {
+            // The bug report this fix session was given: the app's copy is rewritten by
+            // later gradings, so the report counts bugs per level from this one.
+            let report = app_dir.join("BUG_REPORT.md");
+            std::fs::copy(&report, inputs.join("BUG_REPORT.md"))
+                .with_context(|| format!("cannot copy {} into the inputs", report.display()))?;
+        }
         if let ModelSource::Rehearsal(path) = &opts.models {
             let name = path
                 .file_name()

@@ -282,6 +282,19 @@ fn generate_upgrade_and_fix_a_rehearsed_app() {
     );
     assert_eq!(metadata(&fix_report).level, Some(2));
     assert_eq!(metadata(&fix_report).phase, Some(Phase::Fix));
+    // The bug report the fix was given is kept with the session's inputs.
+    let kept = fix_report
+        .session_dir
+        .parent()
+        .and_then(|telemetry| telemetry.parent())
+        .unwrap()
+        .join("inputs")
+        .join(&fix_report.run_id)
+        .join("BUG_REPORT.md");
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        "# Bugs\n\n1. The typing indicator never goes away.\n"
+    );
     assert!(
         std::fs::read_to_string(app.join("ITERATION_LOG.md"))
             .unwrap()
