@@ -45,6 +45,19 @@ impl CeilingBackend {
     }
 }
 
+/// Deletes a finished run's rows (they were counted already), so that runs do not pile up
+/// in the table and slow the next ones down. Returns how many were deleted.
+pub async fn delete_rows(db_url: &str, room_id: i32) -> Result<u64> {
+    let client = crate::verify::connect(db_url).await?;
+    client
+        .execute(
+            &format!("DELETE FROM {TABLE} WHERE room_id = $1"),
+            &[&room_id],
+        )
+        .await
+        .with_context(|| format!("cannot delete the run's rows from {TABLE}"))
+}
+
 type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 pub struct InsertWriter {

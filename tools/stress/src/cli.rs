@@ -51,7 +51,7 @@ impl BackendKind {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Kind of target.
-    #[arg(long, value_enum, required_unless_present_any = ["compare", "headroom"])]
+    #[arg(long, value_enum, required_unless_present_any = ["compare", "headroom", "serve_noop"])]
     pub backend: Option<BackendKind>,
     /// Load shape.
     #[arg(long, value_enum, default_value = "stress")]
@@ -116,6 +116,14 @@ pub struct Args {
     /// Client runtime threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Keep the ceiling's rows in its table after the run (by default they are deleted once
+    /// counted, so that runs do not pile up).
+    #[arg(long)]
+    pub keep_rows: bool,
+    /// Run the Rust no-op Socket.IO server on 127.0.0.1:PORT until Ctrl-C (the headroom
+    /// target, for measuring the client by hand).
+    #[arg(long, value_name = "PORT")]
+    pub serve_noop: Option<u16>,
     /// Compare result files instead of running.
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub compare: Vec<PathBuf>,
@@ -134,6 +142,14 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.headroom {
         return crate::headroom::run(&args);
+    }
+    if let Some(port) = args.serve_noop {
+        let server = crate::noop_server::NoopServer::start_on(port, args.threads)?;
+        println!(
+            "no-op Socket.IO server on {} (reference adapter shape); Ctrl-C stops it",
+            server.url()
+        );
+        return server.wait_for_signal();
     }
     let result = run_once(&args)?;
     println!("{}", report::summary(&result.0));
@@ -260,7 +276,11 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                     let mut plan = plan;
                     plan.listeners = 0;
                     info.config.listeners = 0;
-                    execute(backend, &plan, marker, cpu, info).await
+                    let result = execute(backend, &plan, marker, cpu, info).await?;
+                    if !args2.keep_rows {
+                        crate::ceiling::delete_rows(db_url, room_id).await?;
+                    }
+                    Ok(result)
                 }
                 BackendKind::Spacetimedb => {
                     let url = args2.url.as_deref().context("give the SpacetimeDB server's --url http://127.0.0.1:PORT")?;

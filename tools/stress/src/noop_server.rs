@@ -37,6 +37,11 @@ pub struct NoopServer {
 impl NoopServer {
     /// Starts on 127.0.0.1 (any free port) with its own runtime of `threads` threads.
     pub fn start(threads: usize) -> Result<NoopServer> {
+        NoopServer::start_on(0, threads)
+    }
+
+    /// Starts on 127.0.0.1:`port` (0 = any free port).
+    pub fn start_on(port: u16, threads: usize) -> Result<NoopServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("bench-noop-server")
@@ -44,8 +49,8 @@ impl NoopServer {
             .build()
             .context("cannot start the no-op server's runtime")?;
         let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .context("cannot bind the no-op server")?;
+            .block_on(TcpListener::bind(("127.0.0.1", port)))
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (is the port taken?)"))?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         runtime.spawn(async move {
@@ -62,6 +67,20 @@ impl NoopServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Serves until Ctrl-C (or SIGTERM).
+    pub fn wait_for_signal(&self) -> Result<()> {
+        let rt = self.runtime.as_ref().context("the server has stopped")?;
+        rt.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        })
+        .context("cannot wait for Ctrl-C")
     }
 }
 

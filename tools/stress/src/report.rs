@@ -252,10 +252,10 @@ pub fn summary(r: &StressResult) -> String {
         "verification",
         format!(
             "{}: {}",
-            if r.verification.passed {
-                "PASSED"
-            } else {
-                "FAILED"
+            match (r.verification.passed, r.verification.method.as_str()) {
+                (true, _) => "PASSED",
+                (false, "none") => "NOT VERIFIED",
+                (false, _) => "FAILED",
             },
             r.verification.detail
         ),

@@ -320,7 +320,7 @@ fn no_op_server_and_realistic_cadence() {
 
 #[test]
 fn ceiling_inserts_straight_into_postgres() {
-    let (_cluster, db_url) = pg();
+    let (cluster, db_url) = pg();
     let out = tempfile::tempdir().unwrap();
     let (r, _) = run_once(&args(
         out.path(),
@@ -344,6 +344,36 @@ fn ceiling_inserts_straight_into_postgres() {
         r.throughput.acked_per_second > 500.0,
         "{}",
         r.throughput.acked_per_second
+    );
+    let rows = |c: &bench_pg::PgCluster| {
+        let out = c
+            .query("chat", "SELECT count(*) FROM bench_ceiling_messages")
+            .unwrap();
+        out.trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("not a count: {out:?}"))
+    };
+    assert_eq!(rows(&cluster), 0, "the run's rows are deleted once counted");
+    let (r, _) = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "ceiling",
+            "--db-url",
+            &db_url,
+            "--writers",
+            "2",
+            "--duration",
+            "1",
+            "--keep-rows",
+        ],
+    ))
+    .unwrap();
+    assert!(r.verification.passed, "{}", r.verification.detail);
+    assert_eq!(
+        rows(&cluster),
+        r.totals.acknowledged,
+        "--keep-rows keeps them"
     );
     assert!(
         r.target.url.contains(":***@"),
