@@ -53,7 +53,9 @@ pub struct CostSummary {
     /// Version of this file's additions; absent in the original harness's files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,
-    /// `ok`, `partial` (some source incomplete), `no-telemetry`.
+    /// `ok` (totals from complete api_request events, nothing disagrees), `partial` (the
+    /// totals come from another source, or a source is short or mismatches; see
+    /// `reconciliation`), `no-telemetry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,8 +146,21 @@ pub struct ApiError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reconciliation {
-    /// `ok` (all available sources within tolerance), `mismatch`, `incomplete`
-    /// (a source is missing), `no-telemetry`.
+    /// One of:
+    /// - `ok`: all three sources present and within tolerance of each other;
+    /// - `incomplete`: a source is missing, the others agree;
+    /// - `telemetry-incomplete`: a telemetry source (events or metrics) falls short of the
+    ///   trusted one, and only short: exports were lost (the CLI stopped before sending its
+    ///   last events, or the collector was down). The totals come from a complete source
+    ///   (`trustedSource`), so they are sound;
+    /// - `mismatch`: sources disagree in a way lost records do not explain (a source
+    ///   reports more than the trusted one, or the result object differs from complete
+    ///   events): the totals need a human look;
+    /// - `no-telemetry`: no telemetry matched the session.
+    ///
+    /// API calls are compared between the events and the result source, whose count comes
+    /// from the transcript (distinct assistant message ids); the CLI's `num_turns` is not a
+    /// call count and is never compared.
     pub status: String,
     /// Relative tolerance used, e.g. 0.005 for 0.5 %.
     pub tolerance: f64,
@@ -172,8 +187,14 @@ pub struct Reconciliation {
 #[serde(rename_all = "camelCase")]
 pub struct SourceFigures {
     pub cost_usd: f64,
+    /// API calls: one per event for the events; distinct assistant message ids of the
+    /// transcript for the result source (absent without a transcript); absent for metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_calls: Option<u64>,
+    /// The result object's `num_turns`, for information: the CLI raises it for each tool
+    /// use, so it is not a number of API calls and is not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,7 +206,8 @@ pub struct SourceFigures {
     /// Relative difference of `cost_usd` from the trusted source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_from_trusted: Option<f64>,
-    /// `ok` (agrees with the trusted source), `mismatch`, or `trusted` (it is the source).
+    /// `trusted` (it is the source), `ok` (agrees with it), `short` (a telemetry source
+    /// below it on every figure that differs: records were lost) or `mismatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Where the figures came from (file, number of records or points).

@@ -600,6 +600,12 @@ fn the_budget_cap_reaches_the_agent_and_its_stop_is_recorded() {
         .expect("the CLI printed its result");
     assert!((summary.total_cost_usd - cli).abs() < 1e-9, "{summary:?}");
     assert!(cli > 0.03);
+    // Events the CLI never exported are told apart from sources that disagree.
+    let rec = summary.reconciliation.as_ref().unwrap();
+    assert!(
+        matches!(rec.status.as_str(), "ok" | "telemetry-incomplete"),
+        "{rec:?}"
+    );
     let state: AppState = read_json(&report.app_dir.join(".bench/state.json")).unwrap();
     assert_eq!(state.level, 0);
     assert_eq!(state.sessions[0].outcome, "failed");

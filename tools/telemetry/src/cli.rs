@@ -73,11 +73,15 @@ fn print_outcome(cost: &SessionCost) {
         ] {
             match f {
                 Some(f) => println!(
-                    "    {name:<8} ${:<12} calls {:<6} {}",
+                    "    {name:<8} ${:<12} calls {:<6} {}{}",
                     format!("{:.6}", f.cost_usd),
                     f.api_calls
                         .map_or_else(|| "-".to_string(), |c| c.to_string()),
-                    f.status.as_deref().unwrap_or("")
+                    f.status.as_deref().unwrap_or(""),
+                    // num_turns is shown apart: it is not a call count.
+                    f.turns
+                        .map(|t| format!(" (num_turns {t}, not compared)"))
+                        .unwrap_or_default()
                 ),
                 None => println!("    {name:<8} missing"),
             }

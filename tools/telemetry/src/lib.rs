@@ -204,7 +204,44 @@ fn find_result(
             )),
         ));
     }
+    let mut r = r;
+    attach_transcript(session_dir, &mut r, meta.session_id.as_deref());
     Ok((Some(r), None))
+}
+
+/// When the result object came from a file that is not a transcript (`--output-format
+/// json` output), counts the API calls from the session folder's transcript, if it has
+/// one of the same session. Without a transcript the result source has no call count
+/// (its `num_turns` is not one).
+fn attach_transcript(session_dir: &Path, r: &mut result::CliResult, session_id: Option<&str>) {
+    if r.transcript.is_some() {
+        return;
+    }
+    let path = session_dir.join(TRANSCRIPT_FILE);
+    if !path.is_file() || same_file(&path, &r.path) {
+        return;
+    }
+    match result::count_calls(&path) {
+        Ok(Some(t)) => {
+            let theirs = t.session_ids.iter().next().cloned().unwrap_or_default();
+            match session_id.or(r.session_id.as_deref()) {
+                Some(mine) if !t.is_of(mine) => {
+                    r.transcript_note = Some(format!(
+                        "{} is of session {theirs}, not {mine}: its API calls were not counted",
+                        path.display()
+                    ));
+                }
+                _ => r.transcript = Some(t),
+            }
+        }
+        Ok(None) => {
+            r.transcript_note = Some(format!(
+                "{} holds no assistant message to count API calls from",
+                path.display()
+            ));
+        }
+        Err(e) => r.transcript_note = Some(format!("{e:#}: its API calls were not counted")),
+    }
 }
 
 /// Writes the session's own raw lines through a temporary file, renamed when complete

@@ -259,6 +259,28 @@ pub fn render(
         row(&mut r, "cost/token metrics", rec.metrics.as_ref());
         row(&mut r, "CLI result object", rec.result.as_ref());
         let _ = writeln!(r);
+        let _ = writeln!(
+            r,
+            "Calls are counted once per api_request event, and for the CLI result object as the distinct API responses (assistant message ids) of the session's transcript. \
+             The result object's num_turns is the CLI's turn count, which follows tool uses rather than API calls: it is listed below but never compared.\n"
+        );
+        match rec.status.as_str() {
+            "telemetry-incomplete" => {
+                let _ = writeln!(
+                    r,
+                    "Telemetry is incomplete: a telemetry source (status `short`) is below **{}** on every figure that differs, which is what lost records look like (the CLI stopped before exporting its last events, or the collector was down). The totals come from the complete source.\n",
+                    rec.trusted_source
+                );
+            }
+            "mismatch" => {
+                let _ = writeln!(
+                    r,
+                    "**The sources disagree** in a way lost records do not explain (a source reports more than **{}**, or the result object differs from complete events): check the warnings below before using these figures.\n",
+                    rec.trusted_source
+                );
+            }
+            _ => {}
+        }
         for f in [&rec.events, &rec.metrics, &rec.result]
             .into_iter()
             .flatten()

@@ -1,13 +1,111 @@
 //! The agent CLI's own final result object (`claude --print --output-format json`, or the
-//! `"type":"result"` line that ends a `stream-json` transcript).
+//! `"type":"result"` line that ends a `stream-json` transcript), and the number of API
+//! calls a transcript shows.
+//!
+//! The result object's `num_turns` is NOT a count of API calls: the CLI raises it for each
+//! tool use (roughly tool uses + 1), so a response asking for two tools at once adds two;
+//! a session stopped early can report fewer turns than calls.
+//! The API calls are counted from the transcript instead: each API response appears there
+//! as one or more `"type":"assistant"` lines (the CLI prints one line per content block,
+//! all with the response's `message.id`), so the calls are the distinct message ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use bench_formats::cost::ModelUsage;
+use serde::Deserialize;
 use serde_json::Value;
+
+/// The model name the CLI gives messages it made up itself (an API error or a budget stop
+/// shown as an assistant message): they are not API responses.
+const SYNTHETIC_MODEL: &str = "<synthetic>";
+
+/// The API calls a stream-json transcript shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TranscriptCalls {
+    pub path: PathBuf,
+    /// Distinct `message.id` of the `assistant` lines: one per API response.
+    pub calls: u64,
+    /// `assistant` lines read (several may belong to one response).
+    pub assistant_lines: u64,
+    /// `assistant` lines the CLI made up itself (model `<synthetic>`), or without a
+    /// message id: not counted as calls.
+    pub not_counted: u64,
+    /// Session ids carried by the `assistant` lines.
+    pub session_ids: BTreeSet<String>,
+}
+
+impl TranscriptCalls {
+    /// Whether the transcript is of `session_id` (a transcript whose lines carry no
+    /// session id is taken as the session's).
+    pub fn is_of(&self, session_id: &str) -> bool {
+        self.session_ids.iter().all(|s| s == session_id)
+    }
+}
+
+/// The part of a transcript line the call count needs (everything else is skipped).
+#[derive(Deserialize)]
+struct Line {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    message: Option<LineMessage>,
+    session_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LineMessage {
+    id: Option<String>,
+    model: Option<String>,
+}
+
+/// Adds up the calls of transcript lines.
+#[derive(Default)]
+struct CallCounter {
+    ids: BTreeSet<String>,
+    counted: TranscriptCalls,
+}
+
+impl CallCounter {
+    fn line(&mut self, text: &str) {
+        // Only assistant lines matter; the others are not parsed.
+        if !text.contains("\"assistant\"") {
+            return;
+        }
+        let Ok(line) = serde_json::from_str::<Line>(text) else {
+            return;
+        };
+        if line.kind.as_deref() != Some("assistant") {
+            return;
+        }
+        let c = &mut self.counted;
+        c.assistant_lines += 1;
+        if let Some(s) = line.session_id {
+            c.session_ids.insert(s);
+        }
+        match line.message {
+            Some(LineMessage {
+                id: Some(id),
+                model,
+            }) if model.as_deref() != Some(SYNTHETIC_MODEL) => {
+                self.ids.insert(id);
+            }
+            _ => c.not_counted += 1,
+        }
+    }
+
+    /// The count, if the file had any assistant line (`None`: not a transcript).
+    fn finish(self, path: &Path) -> Option<TranscriptCalls> {
+        let mut c = self.counted;
+        if c.assistant_lines == 0 {
+            return None;
+        }
+        c.calls = self.ids.len() as u64;
+        c.path = path.to_path_buf();
+        Some(c)
+    }
+}
 
 /// The figures of a result object.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,6 +113,8 @@ pub struct CliResult {
     pub path: PathBuf,
     pub session_id: Option<String>,
     pub total_cost_usd: f64,
+    /// The CLI's turn count: informational only, it is not a number of API calls (see the
+    /// module documentation).
     pub num_turns: Option<u64>,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -26,6 +126,11 @@ pub struct CliResult {
     pub subtype: Option<String>,
     /// Per model, from `modelUsage` (no call counts: the CLI does not give them per model).
     pub models: BTreeMap<String, ModelUsage>,
+    /// The API calls of the session's transcript, when one was available: the result
+    /// source's call count.
+    pub transcript: Option<TranscriptCalls>,
+    /// Why a transcript that was found was not used for the call count.
+    pub transcript_note: Option<String>,
 }
 
 fn u64_of(v: &Value, key: &str) -> u64 {
@@ -96,11 +201,13 @@ pub fn from_value(v: &Value, path: &Path) -> Result<CliResult> {
 }
 
 /// Reads a result file: a JSON result object, or a stream-json transcript whose last
-/// `result` line is taken. `Ok(None)` when a transcript has no result line yet.
+/// `result` line is taken (its API calls are then counted too, see
+/// [`CliResult::transcript`]). `Ok(None)` when a transcript has no result line yet.
 pub fn read(path: &Path) -> Result<Option<CliResult>> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the result file {}", path.display()))?;
     let mut reader = BufReader::new(file);
+    let mut counter = CallCounter::default();
     let mut last: Option<Value> = None;
     let mut whole = String::new();
     let mut line = String::new();
@@ -120,6 +227,7 @@ pub fn read(path: &Path) -> Result<Option<CliResult>> {
             continue;
         }
         nonblank += 1;
+        counter.line(text);
         // A pretty-printed object spans lines: keep the text until one line parses alone.
         if lines <= 10_000 && whole.len() < (16 << 20) {
             whole.push_str(&line);
@@ -141,7 +249,31 @@ pub fn read(path: &Path) -> Result<Option<CliResult>> {
             _ => {}
         }
     }
-    last.map(|v| from_value(&v, path)).transpose()
+    let Some(v) = last else { return Ok(None) };
+    let mut r = from_value(&v, path)?;
+    r.transcript = counter.finish(path);
+    Ok(Some(r))
+}
+
+/// Counts the API calls of a stream-json transcript. `Ok(None)` when it has no
+/// `assistant` line.
+pub fn count_calls(path: &Path) -> Result<Option<TranscriptCalls>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open the transcript {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut counter = CallCounter::default();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        counter.line(line.trim());
+    }
+    Ok(counter.finish(path))
 }
 
 #[cfg(test)]
@@ -174,6 +306,49 @@ mod tests {
             ),
             (1, 2, 3, 4)
         );
+    }
+
+    #[test]
+    fn api_calls_are_the_distinct_message_ids_of_assistant_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transcript.jsonl");
+        let assistant = |id: &str, model: &str| {
+            format!(
+                "{{\"type\":\"assistant\",\"session_id\":\"s1\",\"message\":{{\"id\":\"{id}\",\"model\":\"{model}\",\"content\":[{{\"type\":\"tool_use\"}}]}}}}\n"
+            )
+        };
+        let text = [
+            "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}\n".to_string(),
+            // One response asking for two tools: two lines, one id.
+            assistant("msg_a", "claude-sonnet-4-6"),
+            assistant("msg_a", "claude-sonnet-4-6"),
+            "{\"type\":\"user\",\"message\":{\"content\":\"assistant\"}}\n".to_string(),
+            assistant("msg_b", "claude-sonnet-4-6"),
+            // What the CLI writes itself when it stops (not an API response).
+            assistant("6f1c", "<synthetic>"),
+            "{\"type\":\"assistant\", broken\n".to_string(),
+            "{\"type\":\"result\",\"total_cost_usd\":0.5,\"num_turns\":4}\n".to_string(),
+        ]
+        .concat();
+        std::fs::write(&path, text).unwrap();
+        let r = read(&path).unwrap().unwrap();
+        assert_eq!(r.num_turns, Some(4));
+        let t = r.transcript.unwrap();
+        assert_eq!(t.calls, 2);
+        assert_eq!(t.assistant_lines, 4);
+        assert_eq!(t.not_counted, 1);
+        assert!(t.is_of("s1") && !t.is_of("s2"));
+        assert_eq!(count_calls(&path).unwrap(), Some(t));
+
+        // A bare result object is not a transcript: no call count.
+        let bare = dir.path().join("result.json");
+        std::fs::write(
+            &bare,
+            "{\"type\":\"result\",\"total_cost_usd\":0.5,\"num_turns\":4}",
+        )
+        .unwrap();
+        assert_eq!(read(&bare).unwrap().unwrap().transcript, None);
+        assert_eq!(count_calls(&bare).unwrap(), None);
     }
 
     #[test]

@@ -1,5 +1,27 @@
 //! Turning what was gathered into `cost-summary.json`: totals, the three-way
 //! reconciliation, and the choice of the source the totals come from.
+//!
+//! The rules:
+//! - Sources compared: the `api_request` events, the cost/token metrics, and the CLI's
+//!   result object. Costs and tokens are compared for all three.
+//! - API calls are compared between the events (one per call) and the result source, whose
+//!   call count is the number of distinct assistant `message.id` in the session's
+//!   stream-json transcript. The result object's `num_turns` is never compared: the CLI
+//!   raises it for every tool use, so one response asking for two tools adds two. With a
+//!   bare result object and no transcript, the result source has no call count (its
+//!   `num_turns` is kept as `turns`, for information).
+//! - The events are trusted (they give per-call detail) unless they fall short of the
+//!   result object (cost below it beyond the tolerance, or fewer calls than the
+//!   transcript), or, without a result object, of the cost metrics. Telemetry falls short
+//!   when exports are lost: the CLI stopped abruptly (e.g. its budget cap) before sending
+//!   its last events, or the collector was down.
+//! - Each other source is then `ok` (agrees with the trusted one), `short` (a telemetry
+//!   source whose every difference is a shortfall: records were lost) or `mismatch`
+//!   (anything else: a source reports MORE than the trusted one, the result object
+//!   disagrees with complete events, figures differ in both directions).
+//! - The reconciliation status is `no-telemetry`, else `mismatch` if any source
+//!   mismatches, else `telemetry-incomplete` if a telemetry source is short, else
+//!   `incomplete` if a source is missing, else `ok`.
 
 use std::collections::BTreeMap;
 
@@ -106,18 +128,41 @@ fn metrics_figures(m: &MetricTotals) -> Option<SourceFigures> {
 }
 
 fn result_figures(r: &CliResult) -> SourceFigures {
+    let turns = r
+        .num_turns
+        .map_or_else(|| "no num_turns".to_string(), |t| format!("num_turns {t}"));
+    let calls = match &r.transcript {
+        Some(t) => format!(
+            "API calls: {} distinct message ids among {} assistant lines of {}{}; {turns} (the CLI's turn count, not a count of API calls) is shown but not compared",
+            t.calls,
+            t.assistant_lines,
+            t.path.display(),
+            if t.not_counted > 0 {
+                format!(
+                    " ({} lines made up by the CLI, not API responses)",
+                    t.not_counted
+                )
+            } else {
+                String::new()
+            }
+        ),
+        None => format!(
+            "no transcript to count API calls from, so calls are not compared ({turns} is the CLI's turn count, not a count of API calls)"
+        ),
+    };
     SourceFigures {
         cost_usd: r.total_cost_usd,
-        api_calls: r.num_turns,
+        api_calls: r.transcript.as_ref().map(|t| t.calls),
+        turns: r.num_turns,
         input_tokens: Some(r.input_tokens),
         output_tokens: Some(r.output_tokens),
         cache_read_tokens: Some(r.cache_read_tokens),
         cache_creation_tokens: Some(r.cache_creation_tokens),
         detail: Some(format!(
-            "{} (api calls = num_turns{})",
+            "{}{}: {calls}",
             r.path.display(),
             match r.subtype.as_deref() {
-                Some(s) => format!(", subtype {s}"),
+                Some(s) => format!(" (subtype {s})"),
                 None => String::new(),
             }
         )),
@@ -125,9 +170,35 @@ fn result_figures(r: &CliResult) -> SourceFigures {
     }
 }
 
-/// Whether `events` fall short of `other` by more than the tolerance (money lost).
+/// Whether `events` fall short of `other`: cost below it by more than the tolerance, or
+/// fewer calls than it counts (only the result source counts calls, from the transcript).
 fn short_of(events: &SourceFigures, other: &SourceFigures, tol: f64) -> bool {
-    events.cost_usd < other.cost_usd && rel_diff(events.cost_usd, other.cost_usd) > tol
+    let cost_short =
+        events.cost_usd < other.cost_usd && rel_diff(events.cost_usd, other.cost_usd) > tol;
+    let calls_short = matches!((events.api_calls, other.api_calls), (Some(e), Some(o)) if e < o);
+    cost_short || calls_short
+}
+
+/// How a source stands against the trusted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Within tolerance on every figure both give.
+    Agrees,
+    /// A telemetry source below the trusted one on every figure that differs: records
+    /// were lost.
+    Short,
+    /// Any other difference.
+    Mismatch,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Agrees => "ok",
+            Verdict::Short => "short",
+            Verdict::Mismatch => "mismatch",
+        }
+    }
 }
 
 fn money(v: f64) -> String {
@@ -142,9 +213,10 @@ fn compare(
     trusted: &SourceFigures,
     tol: f64,
     cost_known: bool,
-) -> (Vec<String>, bool) {
+) -> (Vec<String>, Verdict) {
     let mut warnings = Vec::new();
-    let mut mismatch = false;
+    // Differences beyond tolerance, by direction (`fig` below / above the trusted source).
+    let (mut lower, mut higher) = (false, false);
     // A source without cost figures (token metrics only) is compared on tokens alone.
     let d = if cost_known {
         rel_diff(fig.cost_usd, trusted.cost_usd)
@@ -157,7 +229,11 @@ fn compare(
         (fig.cost_usd - trusted.cost_usd) / trusted.cost_usd
     });
     if d > tol {
-        mismatch = true;
+        if fig.cost_usd < trusted.cost_usd {
+            lower = true;
+        } else {
+            higher = true;
+        }
         warnings.push(format!(
             "{} cost {} differs from {} {} by {:.2} % (tolerance {:.2} %)",
             name.label(),
@@ -186,7 +262,11 @@ fn compare(
         if let (Some(a), Some(b)) = (a, b)
             && rel_diff(a as f64, b as f64) > tol
         {
-            mismatch = true;
+            if a < b {
+                lower = true;
+            } else {
+                higher = true;
+            }
             warnings.push(format!(
                 "{} {what}: {a}, {} {b}",
                 name.label(),
@@ -194,8 +274,41 @@ fn compare(
             ));
         }
     }
-    fig.status = Some(if mismatch { "mismatch" } else { "ok" }.to_string());
-    (warnings, mismatch)
+    // Calls: only the events and the result source (from the transcript) count them.
+    if let (Some(a), Some(b)) = (fig.api_calls, trusted.api_calls)
+        && a != b
+    {
+        let (events, responses) = if name == Source::Events {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        if events < responses {
+            if a < b {
+                lower = true;
+            } else {
+                higher = true;
+            }
+            warnings.push(format!(
+                "only {events} api_request events were received for the {responses} API responses of the transcript: events are missing"
+            ));
+        } else {
+            // Not a disagreement on cost: the CLI makes calls that never show in the
+            // conversation (e.g. a small model naming the session), and retried
+            // requests are events too.
+            warnings.push(format!(
+                "{events} api_request events for {responses} API responses in the transcript (calls outside the conversation, or retries, are events too)"
+            ));
+        }
+    }
+    let telemetry = name != Source::Result;
+    let verdict = match (lower, higher) {
+        (false, false) => Verdict::Agrees,
+        (true, false) if telemetry => Verdict::Short,
+        _ => Verdict::Mismatch,
+    };
+    fig.status = Some(verdict.as_str().to_string());
+    (warnings, verdict)
 }
 
 /// Everything `build` needs.
@@ -223,10 +336,13 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
         (Some(e), _, Some(r)) if short_of(e, r, tol) => (
             Some(Source::Result),
             format!(
-                "the event stream is incomplete: its {} calls cost {}, less than the {} the CLI reported for the session (events were lost, e.g. the collector was down); the CLI's own total is complete, so it is used",
+                "the event stream is incomplete: its {} calls cost {}, against the {} the CLI reported for the session{} (events were lost: the CLI stopped before exporting its last ones, or the collector was down); the CLI's own total is complete, so it is used",
                 e.api_calls.unwrap_or(0),
                 money(e.cost_usd),
-                money(r.cost_usd)
+                money(r.cost_usd),
+                r.api_calls
+                    .map(|n| format!(" over {n} API calls"))
+                    .unwrap_or_default()
             ),
         ),
         (Some(e), Some(m), None) if short_of(e, m, tol) => (
@@ -255,6 +371,7 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
 
     let mut warnings = Vec::new();
     let mut mismatch = false;
+    let mut short = false;
     if let Some(t) = trusted {
         let trusted_fig = match t {
             Source::Events => events.clone(),
@@ -274,29 +391,17 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
                 continue;
             }
             let cost_known = name != Source::Metrics || inp.metrics.has_cost;
-            let (w, m) = compare(name, fig, t, &trusted_fig, tol, cost_known);
+            let (w, verdict) = compare(name, fig, t, &trusted_fig, tol, cost_known);
             if !cost_known {
                 fig.diff_from_trusted = None;
             }
             warnings.extend(w);
-            mismatch |= m;
+            mismatch |= verdict == Verdict::Mismatch;
+            short |= verdict == Verdict::Short;
         }
     }
-    // Call counts: the CLI's turns against the events received.
-    if let (Some(e), Some(r)) = (&events, &result)
-        && let (Some(calls), Some(turns)) = (e.api_calls, r.api_calls)
-        && calls != turns
-    {
-        if calls < turns {
-            mismatch = true;
-            warnings.push(format!(
-                "only {calls} api_request events were received for the {turns} turns the CLI reported: events are missing"
-            ));
-        } else {
-            warnings.push(format!(
-                "{calls} api_request events for {turns} turns reported by the CLI (calls outside the main loop, or retries, count as events)"
-            ));
-        }
+    if let Some(note) = inp.result.and_then(|r| r.transcript_note.clone()) {
+        warnings.push(note);
     }
     if events.is_none() && !no_telemetry {
         warnings.push("no api_request events matched the session (only metrics)".to_string());
@@ -336,6 +441,8 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
         "no-telemetry"
     } else if mismatch {
         "mismatch"
+    } else if short {
+        "telemetry-incomplete"
     } else if !all_present {
         "incomplete"
     } else {
@@ -343,7 +450,7 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
     };
     let status = if no_telemetry {
         "no-telemetry"
-    } else if trusted == Some(Source::Events) && !mismatch {
+    } else if trusted == Some(Source::Events) && !mismatch && !short {
         "ok"
     } else {
         "partial"
@@ -395,9 +502,11 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
                 fill_totals(&mut s, r);
             }
             let cli = inp.result;
-            s.api_calls = cli
-                .and_then(|r| r.num_turns)
-                .unwrap_or(c.calls.len() as u64);
+            s.api_calls = result_calls(cli, events.is_some().then_some(c.calls.len() as u64))
+                .map_or(0, |(n, note)| {
+                    warnings.extend(note);
+                    n
+                });
             s.total_duration_sec = cli
                 .and_then(|r| r.duration_api_ms)
                 .map_or(events_duration, |ms| ms / 1000.0);
@@ -448,6 +557,35 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
         warnings,
     });
     s
+}
+
+/// The session's API calls when the totals come from the result source: the transcript's
+/// count; else the events received (a lower bound); else the CLI's `num_turns`, the only
+/// figure left (an approximation). With a note saying which, when it is not exact.
+fn result_calls(cli: Option<&CliResult>, events: Option<u64>) -> Option<(u64, Option<String>)> {
+    let turns = cli.and_then(|r| r.num_turns);
+    let turns_text = turns.map_or_else(String::new, |t| {
+        format!(" (the CLI's num_turns, {t}, is not a count of API calls)")
+    });
+    if let Some(t) = cli.and_then(|r| r.transcript.as_ref()) {
+        return Some((t.calls, None));
+    }
+    if let Some(n) = events {
+        return Some((
+            n,
+            Some(format!(
+                "apiCalls is the number of api_request events received ({n}), a lower bound: there was no transcript to count the session's API calls from{turns_text}"
+            )),
+        ));
+    }
+    turns.map(|t| {
+        (
+            t,
+            Some(format!(
+                "apiCalls is the CLI's num_turns ({t}), an approximation (the CLI raises it per tool use, not per API call): neither a transcript nor api_request events were there to count the calls"
+            )),
+        )
+    })
 }
 
 fn fill_totals(s: &mut CostSummary, f: &SourceFigures) {
