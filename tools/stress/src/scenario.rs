@@ -267,6 +267,9 @@ fn progress_bar(show: bool, timeline: &Timeline, series: &Arc<Series>) -> Option
     Some(bar)
 }
 
+/// How late after the window an open-loop writer may still send what was due in it.
+const LATE_GRACE: Duration = Duration::from_millis(50);
+
 struct WriterCtx {
     index: usize,
     plan: Arc<Plan>,
@@ -367,10 +370,17 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
             inflight.pop_oldest();
             stats.failed(&series, &timeline, "timeout", now);
         }
-        if broken || now >= drain_deadline || (now >= end && inflight.live == 0) {
+        // Closed loop sends until the window ends. Open loop sends everything scheduled
+        // before the end, even a little late (a wake-up just after the end must not drop
+        // the last scheduled message); what is still due after the grace is backlog.
+        let sending = match plan.scenario {
+            Scenario::Stress => now < end,
+            _ => next_send < end && now < end + LATE_GRACE,
+        };
+        if broken || now >= drain_deadline || (!sending && inflight.live == 0) {
             break;
         }
-        if now < end {
+        if sending {
             while inflight.live < plan.in_flight {
                 let origin = match plan.scenario {
                     Scenario::Stress => now,
@@ -396,10 +406,11 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         if let Some(oldest) = inflight.oldest() {
             wake = wake.min(oldest + plan.timeout);
         }
-        if now < end {
-            wake = wake.min(end);
-            if plan.scenario != Scenario::Stress && inflight.live < plan.in_flight {
-                wake = wake.min(next_send);
+        if sending {
+            match plan.scenario {
+                Scenario::Stress => wake = wake.min(end),
+                _ if inflight.live < plan.in_flight => wake = wake.min(next_send),
+                _ => wake = wake.min(end + LATE_GRACE),
             }
         }
         if sleep.deadline() != wake.into() {
