@@ -110,6 +110,10 @@ pub struct TaskStats {
     pub errors: BTreeMap<String, u64>,
     /// Whether this task is the listener whose deliveries are reported.
     pub counts_deliveries: bool,
+    /// `(writer, seq)` of every acknowledged message (writers) or of every message seen
+    /// (the reporting listener), for the exact delivery check.
+    pub acked_ids: Vec<(usize, u64)>,
+    pub seen_ids: Option<std::collections::HashSet<(usize, u64)>>,
 }
 
 impl Default for TaskStats {
@@ -133,6 +137,8 @@ impl TaskStats {
             measured: Counts::default(),
             errors: BTreeMap::new(),
             counts_deliveries: false,
+            acked_ids: Vec::new(),
+            seen_ids: None,
         }
     }
 
@@ -200,6 +206,10 @@ impl TaskStats {
     /// Adds another task's figures. Deliveries are taken only from the reporting listener.
     pub fn merge(&mut self, other: TaskStats) {
         let _ = self.ack_latency.add(&other.ack_latency);
+        self.acked_ids.extend(other.acked_ids);
+        if other.seen_ids.is_some() {
+            self.seen_ids = other.seen_ids;
+        }
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_insert(0) += n;
         }

@@ -33,9 +33,7 @@ pub fn build(info: RunInfo, out: &RunOutput) -> StressResult {
     let acked_window = stats.measured.acknowledged;
     let committed = out.committed.as_ref().map(|c| c.count);
     let matches = committed.map(|c| c == stats.totals.acknowledged);
-    let saw_all = out
-        .had_listener
-        .then_some(stats.totals.delivered_to_listener >= stats.totals.acknowledged);
+    let saw_all = out.listener_missed.map(|missed| missed == 0);
     let passed = matches == Some(true) && saw_all != Some(false) && stats.totals.acknowledged > 0;
     let mut detail = Vec::new();
     if stats.totals.acknowledged == 0 {
@@ -57,12 +55,13 @@ pub fn build(info: RunInfo, out: &RunOutput) -> StressResult {
     }
     match saw_all {
         Some(true) => detail.push(format!(
-            "the listener saw {} of {} acknowledged messages",
-            stats.totals.delivered_to_listener, stats.totals.acknowledged
+            "the listener saw every one of the {} acknowledged messages ({} delivered in all)",
+            stats.totals.acknowledged, stats.totals.delivered_to_listener
         )),
         Some(false) => detail.push(format!(
-            "the listener saw only {} of {} acknowledged messages",
-            stats.totals.delivered_to_listener, stats.totals.acknowledged
+            "the listener missed {} of {} acknowledged messages",
+            out.listener_missed.unwrap_or(0),
+            stats.totals.acknowledged
         )),
         None => detail.push("no listener".to_string()),
     }

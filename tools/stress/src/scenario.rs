@@ -88,6 +88,8 @@ pub struct RunOutput {
     pub committed: Option<Committed>,
     /// Whether any listener was connected.
     pub had_listener: bool,
+    /// Acknowledged messages the reporting listener never saw (`None` without listeners).
+    pub listener_missed: Option<u64>,
 }
 
 /// Small, seedable random numbers (SplitMix64) for jitter and phases.
@@ -210,6 +212,14 @@ pub async fn run<B: Backend>(
         bar.finish_and_clear();
     }
     let cpu_ns = cpu_probe.await.context("the CPU probe task panicked")?;
+    let listener_missed = stats.seen_ids.take().map(|seen| {
+        stats
+            .acked_ids
+            .iter()
+            .filter(|id| !seen.contains(id))
+            .count() as u64
+    });
+    stats.acked_ids = Vec::new();
     let committed = backend
         .committed(&marker)
         .await
@@ -221,6 +231,7 @@ pub async fn run<B: Backend>(
         cpu_ns,
         committed,
         had_listener,
+        listener_missed,
     })
 }
 
@@ -422,7 +433,10 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
                 let now = Instant::now();
                 match outcome {
                     Ok(Outcome::Acked(tag)) => match inflight.take(tag) {
-                        Some(origin) => stats.acked(&series, &timeline, origin, now),
+                        Some(origin) => {
+                            stats.acked(&series, &timeline, origin, now);
+                            stats.acked_ids.push((index, tag));
+                        }
                         None => stats.error(&series, "late_or_unknown_ack", now),
                     },
                     Ok(Outcome::Failed(tag, kind)) => {
@@ -510,6 +524,9 @@ async fn listener_task<L: Listener>(mut l: L, mut ctx: ListenerCtx) -> TaskStats
                 }
             }
         }
+    }
+    if stats.counts_deliveries {
+        stats.seen_ids = Some(seen);
     }
     stats
 }
