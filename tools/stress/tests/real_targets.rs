@@ -416,6 +416,27 @@ fn spacetimedb_module_over_the_official_protocol() {
     );
     assert_eq!(server.row_count("message") as u64, r.totals.acknowledged);
 
+    // Probing an HTTP server that is not a Socket.IO chat app says what it tried and what to do.
+    let err = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &url,
+            "--writers",
+            "1",
+            "--duration",
+            "1",
+        ],
+    ))
+    .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("POST /api/users") && err.contains("--adapter"),
+        "{err}"
+    );
+
     // A reducer that refuses: every send fails, nothing is committed, and it shows.
     server.set_fault(
         "send_message",
