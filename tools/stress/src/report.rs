@@ -271,12 +271,27 @@ pub fn summary(r: &StressResult) -> String {
 }
 
 /// `--compare`: one line per result file, with throughput relative to the first.
+/// Files that cannot be read are listed at the end (and skipped); it fails only when none
+/// can be read.
 pub fn compare(files: &[PathBuf]) -> Result<String> {
     let mut results = Vec::new();
+    let mut skipped = Vec::new();
     for f in files {
-        let r: StressResult = bench_formats::read_json(f)?;
-        r.check_version().with_context(|| f.display().to_string())?;
-        results.push(r);
+        let read = bench_formats::read_json::<StressResult>(f).and_then(|r| {
+            r.check_version()
+                .with_context(|| f.display().to_string())
+                .map(|()| r)
+        });
+        match read {
+            Ok(r) => results.push(r),
+            Err(err) => skipped.push(format!("skipped {}: {err:#}", f.display())),
+        }
+    }
+    if results.is_empty() {
+        anyhow::bail!(
+            "no readable stress result among the files:\n{}",
+            skipped.join("\n")
+        );
     }
     let base = results
         .first()
@@ -340,6 +355,10 @@ pub fn compare(files: &[PathBuf]) -> Result<String> {
             })
             .collect();
         out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    for line in skipped {
+        out.push_str(&line);
         out.push('\n');
     }
     Ok(out)

@@ -161,11 +161,18 @@ fn reference_app_under_stress_commits_what_it_acknowledges() {
         "asked for 100 msg/s, got {rate}"
     );
 
-    let table = bench_stress::report::compare(&[path, path2]).unwrap();
+    let broken = out.path().join("broken.json");
+    std::fs::write(&broken, "{not json").unwrap();
+    let table = bench_stress::report::compare(&[path, broken.clone(), path2]).unwrap();
     assert!(
         table.contains("as-shipped") && table.contains("postgres/rate"),
         "{table}"
     );
+    assert!(
+        table.contains("skipped") && table.contains("broken.json"),
+        "{table}"
+    );
+    assert!(bench_stress::report::compare(&[broken]).is_err());
 }
 
 #[test]
