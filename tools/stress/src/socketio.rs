@@ -879,7 +879,8 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
         let deadline = Instant::now() + Duration::from_millis(1500);
         let mut ack: Option<Option<String>> = None;
         let mut broadcast: Option<String> = None;
-        while Instant::now() < deadline && (ack.is_none() || broadcast.is_none()) {
+        let mut sender_saw = false;
+        while Instant::now() < deadline && !((ack.is_some() || sender_saw) && broadcast.is_some()) {
             let left = deadline - Instant::now();
             tokio::select! {
                 Ok(Ok(text)) = tokio::time::timeout(left, sender.next_raw()) => {
@@ -887,6 +888,9 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
                         && id == k as u64 {
                             ack = Some(engineio::ack_error(data));
                         }
+                    if text.as_bytes().starts_with(b"42") {
+                        marker.find_all(&text, |_, seq, _| sender_saw |= seq == k as u64);
+                    }
                 }
                 Ok(Ok(text)) = tokio::time::timeout(left, listener.next_raw()) => {
                     let mut hit = false;
@@ -905,7 +909,15 @@ pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
             continue;
         }
         let ack_ok = matches!(ack, Some(None));
-        if ack_ok || broadcast.is_some() {
+        if !ack_ok && !sender_saw && broadcast.is_some() {
+            bail!(
+                "the app broadcasts {event:?} to the room's other members but neither calls an ack \
+                 callback nor echoes the message to its sender, so a sender cannot tell that its \
+                 message was accepted; bench-stress needs one of the two (found so far:\n  {})",
+                notes.join("\n  ")
+            );
+        }
+        if ack_ok || sender_saw {
             socket.send_event = event.to_string();
             socket.broadcast_events = broadcast.iter().cloned().collect();
             socket.ack = if ack_ok {
