@@ -236,7 +236,11 @@ pub fn summary(r: &StressResult) -> String {
             t.sent,
             t.acknowledged,
             t.failed,
-            t.delivered_to_listener,
+            if r.fanout_latency.is_some() {
+                t.delivered_to_listener.to_string()
+            } else {
+                "-".to_string()
+            },
             r.verification
                 .committed
                 .map_or("-".to_string(), |n| n.to_string())
