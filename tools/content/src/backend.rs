@@ -273,7 +273,53 @@ impl LocCount {
     }
 }
 
+impl LocSpec {
+    /// The rules the original harness's published figures were measured with, for apps
+    /// laid out the way its agents built them. Its metrics report describes the method:
+    /// TypeScript sources (`.ts`, `.tsx`) under the server's `src/` (`backend/<db>/src/`
+    /// or `server/src/`) and under `client/src/` count as hand-written; dependencies
+    /// (`node_modules`), build output (`dist`, `build`), the `level-N/` snapshots kept
+    /// between levels and every stylesheet are left out (CSS says nothing about the
+    /// backend and varies with taste); SpacetimeDB's generated client bindings
+    /// (`module_bindings/`) are counted on their own, never as hand-written. Type
+    /// declarations (`.d.ts`) and the harness's own folders (`.bench`, `.git`) do not count.
+    pub fn original_harness() -> LocSpec {
+        let list = |patterns: &[&str]| patterns.iter().map(|p| p.to_string()).collect();
+        LocSpec {
+            exclude: list(&[
+                "**/node_modules/**",
+                "**/dist/**",
+                "**/build/**",
+                "level-*/**",
+                "**/.bench/**",
+                "**/.git/**",
+                "**/*.css",
+            ]),
+            backend: GlobGroup {
+                include: list(&["backend/**/src/**/*.ts", "server/src/**/*.ts"]),
+                exclude: list(&["**/*.d.ts"]),
+            },
+            frontend: GlobGroup {
+                include: list(&["client/src/**/*.ts", "client/src/**/*.tsx"]),
+                exclude: list(&["**/*.d.ts"]),
+            },
+            generated: GlobGroup {
+                include: list(&["**/module_bindings/**"]),
+                exclude: Vec::new(),
+            },
+        }
+    }
+}
+
 impl LocRules {
+    /// The original harness's rules ([`LocSpec::original_harness`]), for re-measuring its
+    /// published apps and for apps of a backend with no `backend.toml`.
+    pub fn original_harness() -> LocRules {
+        // The patterns are constants; a test compiles them.
+        LocRules::compile(&LocSpec::original_harness())
+            .unwrap_or_else(|e| unreachable!("the original harness's LOC globs are valid: {e:#}"))
+    }
+
     fn compile(spec: &LocSpec) -> Result<LocRules> {
         let exclude = globs(&spec.exclude).context("loc.exclude")?;
         let mut groups = Vec::new();
@@ -323,7 +369,9 @@ impl LocRules {
             for entry in entries {
                 let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
                 let rel = rel_dir.join(entry.file_name());
-                let kind = entry.file_type()?;
+                let kind = entry
+                    .file_type()
+                    .with_context(|| format!("cannot stat {}", entry.path().display()))?;
                 if kind.is_dir() {
                     if !self.skips_dir(&rel) {
                         stack.push(rel);
@@ -331,19 +379,24 @@ impl LocRules {
                 } else if kind.is_file()
                     && let Some(class) = self.classify(&rel)
                 {
-                    let bytes = std::fs::read(app_dir.join(&rel))
-                        .with_context(|| format!("cannot read {}", rel.display()))?;
-                    let mut lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-                    if bytes.last().is_some_and(|&b| b != b'\n') {
-                        lines += 1;
-                    }
+                    let bytes = std::fs::read(entry.path())
+                        .with_context(|| format!("cannot read {}", entry.path().display()))?;
                     *count.files.entry(class).or_default() += 1;
-                    *count.lines.entry(class).or_default() += lines;
+                    *count.lines.entry(class).or_default() += count_lines(&bytes);
                 }
             }
         }
         Ok(count)
     }
+}
+
+/// Lines as `wc -l` counts them, plus a last line that lacks its newline.
+pub fn count_lines(bytes: &[u8]) -> u64 {
+    let mut n = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    if bytes.last().is_some_and(|&b| b != b'\n') {
+        n += 1;
+    }
+    n
 }
 
 fn slash(p: &Path) -> String {
@@ -761,4 +814,37 @@ pub fn check_port_overlap(backends: &[Backend], reserved: &[(u16, &str)]) -> Res
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_harness_rules_classify_the_original_layouts() {
+        let r = LocRules::original_harness();
+        let class = |rel: &str| r.classify(Path::new(rel));
+        assert_eq!(
+            class("backend/spacetimedb/src/index.ts"),
+            Some(LocClass::Backend)
+        );
+        assert_eq!(class("server/src/index.ts"), Some(LocClass::Backend));
+        assert_eq!(class("client/src/App.tsx"), Some(LocClass::Frontend));
+        assert_eq!(
+            class("client/src/module_bindings/index.ts"),
+            Some(LocClass::Generated)
+        );
+        assert_eq!(class("client/src/App.css"), None);
+        assert_eq!(class("client/node_modules/x/index.ts"), None);
+        assert_eq!(class("level-3/client/src/App.tsx"), None);
+        assert_eq!(class("client/dist/assets/index.ts"), None);
+        assert_eq!(class("client/vite.config.ts"), None);
+    }
+
+    #[test]
+    fn line_counting_matches_wc() {
+        assert_eq!(count_lines(b""), 0);
+        assert_eq!(count_lines(b"a\nb\n"), 2);
+        assert_eq!(count_lines(b"a\n\nb"), 3);
+    }
 }

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use backend::{
-    AppCommand, Backend, CommandKind, LocClass, LocCount, LocRules, Ports, Preflight,
+    AppCommand, Backend, CommandKind, LocClass, LocCount, LocRules, LocSpec, Ports, Preflight,
+    count_lines,
 };
 pub use grading::RepromptEfficiency;
 pub use levels::{Feature, Level, Levels};

@@ -42,7 +42,8 @@ pub struct DefaultLocRules;
 
 impl LocCounter for DefaultLocRules {
     fn count(&self, _backend: &str, app_dir: &Path) -> Result<Option<LocFigures>> {
-        LocRules::defaults().count(app_dir)
+        let count = LocRules::original_harness().count(app_dir)?;
+        Ok(LocFigures::from_count(count, "defaults", app_dir))
     }
 }
 
@@ -78,29 +79,9 @@ impl LocCounter for ContentLocRules {
         let Ok(b) = self.content.backend(backend) else {
             return DefaultLocRules.count(backend, app_dir);
         };
-        use bench_content::backend::LocClass as C;
         let count = b.loc_rules().count(app_dir)?;
-        if count.files.values().all(|&n| n == 0) {
-            return Ok(None);
-        }
-        let mut files = BTreeMap::new();
-        for (class, n) in &count.files {
-            let mine = match class {
-                C::Backend => loc::LocClass::Backend,
-                C::Frontend => loc::LocClass::Frontend,
-                C::Generated => loc::LocClass::Generated,
-            };
-            files.insert(mine, *n);
-        }
-        Ok(Some(LocFigures {
-            backend_handwritten: count.lines_of(C::Backend),
-            frontend_handwritten: count.lines_of(C::Frontend),
-            generated_bindings: count.lines_of(C::Generated),
-            total_handwritten: count.handwritten(),
-            files,
-            rules: format!("backends/{backend}/backend.toml"),
-            app: app_dir.display().to_string(),
-        }))
+        let rules = format!("backends/{backend}/backend.toml");
+        Ok(LocFigures::from_count(count, &rules, app_dir))
     }
 }
 
