@@ -176,7 +176,7 @@ pub fn ensure_up_with(root: &Path, needs: &Needs, options: &Options) -> Result<I
     std::fs::create_dir_all(&layout.infra)
         .with_context(|| format!("creating {}", layout.infra.display()))?;
     // Parallel runs may all call this at once: the first starts, the others reuse.
-    let _lock = process::FileLock::acquire(&layout.lock())?;
+    let _lock = process::lock_exclusive(&layout.lock())?;
 
     // Docker services recorded by `up --docker` serve everyone, unless embedded is forced.
     if options.mode != Mode::Embedded
@@ -387,7 +387,7 @@ pub fn down(root: &Path) -> Result<DownReport> {
     if !layout.infra.is_dir() {
         return Ok(DownReport::default());
     }
-    let _lock = process::FileLock::acquire(&layout.lock())?;
+    let _lock = process::lock_exclusive(&layout.lock())?;
     let mut report = DownReport::default();
     let mut record = |what: &str, result: Result<Option<String>>| match result {
         Ok(Some(line)) => report.stopped.push(line),

@@ -163,29 +163,20 @@ pub fn first_line(output: &std::process::Output) -> String {
         .to_string()
 }
 
-/// An exclusive `flock` on a file, held until dropped: one bench-infra at a time starts or
-/// stops services for a repository.
-pub struct FileLock {
-    _file: fs::File,
-}
-
-impl FileLock {
-    pub fn acquire(path: &Path) -> Result<FileLock> {
-        use std::os::fd::AsRawFd as _;
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("opening lock file {}", path.display()))?;
-        // SAFETY: the descriptor is valid for the life of `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("locking {}", path.display()));
-        }
-        Ok(FileLock { _file: file })
+/// Takes an exclusive lock on the file at `path` (created if missing), waiting for
+/// whoever holds it; the lock lasts until the returned file is dropped. One bench-infra at
+/// a time starts or stops services for a repository.
+pub fn lock_exclusive(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening lock file {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }

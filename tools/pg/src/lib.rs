@@ -259,7 +259,17 @@ impl PgCluster {
         fs::create_dir_all(parent)
             .with_context(|| format!("creating folder {}", parent.display()))?;
         // Parallel benchmark runs may all ask for the cluster at once: one at a time.
-        let _lock = FileLock::acquire(&lock_path(&data_dir))?;
+        // The lock lasts until `lock_file` drops at the end of this function.
+        let lock = lock_path(&data_dir);
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .with_context(|| format!("opening lock file {}", lock.display()))?;
+        lock_file
+            .lock()
+            .with_context(|| format!("locking {}", lock.display()))?;
 
         let cluster = PgCluster {
             bins,
@@ -708,30 +718,6 @@ fn lock_path(data_dir: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
     data_dir.with_file_name(format!(".{name}.bench-pg.lock"))
-}
-
-/// An exclusive `flock` held until dropped.
-struct FileLock {
-    _file: fs::File,
-}
-
-impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock> {
-        use std::os::fd::AsRawFd as _;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("opening lock file {}", path.display()))?;
-        // SAFETY: the descriptor is valid for the life of `file`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("locking {}", path.display()));
-        }
-        Ok(FileLock { _file: file })
-    }
 }
 
 fn process_alive(pid: u32) -> bool {
