@@ -2,7 +2,6 @@
 //! one backend, and the guides given to the agent.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -582,13 +581,7 @@ impl Backend {
                 Err(e) => problems.push(format!("{e:#}")),
             }
         }
-        if !problems.is_empty() {
-            let mut msg = format!("{file}: {} problem(s):", problems.len());
-            for p in &problems {
-                let _ = write!(msg, "\n  - {p}");
-            }
-            bail!("{msg}");
-        }
+        crate::no_problems(file, &problems)?;
         let loc = loc.ok_or_else(|| anyhow!("{file}: loc rules did not compile"))?;
         Ok(Backend {
             name: parsed.name.clone(),

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 
 use crate::levels::Levels;
@@ -86,13 +86,7 @@ impl RepromptEfficiency {
             prev_max = b.max_fix_sessions.or(prev_max);
             prev_factor = b.factor;
         }
-        if !problems.is_empty() {
-            bail!(
-                "{name}: {} problem(s):\n  - {}",
-                problems.len(),
-                problems.join("\n  - ")
-            );
-        }
+        crate::no_problems(name, &problems)?;
         Ok(t)
     }
 

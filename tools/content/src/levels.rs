@@ -6,10 +6,9 @@
 //! levels 1..=N.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Path of the levels file, relative to the repository root.
@@ -166,13 +165,7 @@ impl Levels {
         let levels: Levels = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{name}: not a valid levels file: {e}"))?;
         let problems = levels.problems(root);
-        if !problems.is_empty() {
-            let mut msg = format!("{name}: {} problem(s):", problems.len());
-            for p in &problems {
-                let _ = write!(msg, "\n  - {p}");
-            }
-            bail!("{msg}");
-        }
+        crate::no_problems(name, &problems)?;
         Ok(levels)
     }
 

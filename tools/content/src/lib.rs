@@ -34,6 +34,18 @@ pub use grading::RepromptEfficiency;
 pub use levels::{Feature, Level, Levels};
 pub use render::UiContracts;
 
+/// Fails listing every problem found in `file`, one per line; `Ok` when there is none.
+pub(crate) fn no_problems(file: &str, problems: &[String]) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{file}: {} problem(s):\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    )
+}
+
 /// The folders whose files make up the content (and its version).
 pub const CONTENT_DIRS: [&str; 4] = ["levels", "prompts", "backends", "grading"];
 
