@@ -75,36 +75,24 @@ impl Target {
     /// Only a record with no tag at all falls back to the session's time window. A record
     /// tagged with a different session is never taken.
     pub fn decide(&self, tags: Tags<'_>, time_ns: Option<u64>) -> Verdict {
-        if let Some(mine) = self.session_id.as_deref() {
-            if let Some(s) = tags.record_session {
-                return if s == mine {
-                    Verdict::Ours(Origin::RecordTag)
-                } else {
-                    Verdict::Other
-                };
-            }
-            if let Some(s) = tags.resource_session {
-                return if s == mine {
-                    Verdict::Ours(Origin::ResourceTag)
-                } else {
-                    Verdict::Other
-                };
-            }
-        }
-        if let Some(mine) = self.run_id.as_deref() {
-            if let Some(r) = tags.record_run {
-                return if r == mine {
-                    Verdict::Ours(Origin::RecordTag)
-                } else {
-                    Verdict::Other
-                };
-            }
-            if let Some(r) = tags.resource_run {
-                return if r == mine {
-                    Verdict::Ours(Origin::ResourceTag)
-                } else {
-                    Verdict::Other
-                };
+        // Session ids first, then run ids; for each, the record's tag before its resource's.
+        for (mine, record, resource) in [
+            (
+                self.session_id.as_deref(),
+                tags.record_session,
+                tags.resource_session,
+            ),
+            (self.run_id.as_deref(), tags.record_run, tags.resource_run),
+        ] {
+            let Some(mine) = mine else { continue };
+            for (tag, origin) in [(record, Origin::RecordTag), (resource, Origin::ResourceTag)] {
+                if let Some(tag) = tag {
+                    return if tag == mine {
+                        Verdict::Ours(origin)
+                    } else {
+                        Verdict::Other
+                    };
+                }
             }
         }
         if tags.record_session.is_some()
