@@ -217,26 +217,38 @@ fn flatten(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Va
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                let key = match item.get("level").and_then(Value::as_u64) {
-                    Some(level) => format!("[level={level}]"),
-                    None => format!("[{i}]"),
-                };
-                if let Some(last) = path.last_mut() {
-                    last.push_str(&key);
-                } else {
-                    path.push(key.clone());
-                }
-                flatten(item, path, out);
-                if let Some(last) = path.last_mut() {
-                    let cut = last.len() - key.len();
-                    last.truncate(cut);
-                    if last.is_empty() {
-                        path.pop();
-                    }
-                }
+                let level = item.get("level").and_then(Value::as_u64);
+                in_array_item(path, level, i, |path| flatten(item, path, out));
             }
         }
         leaf => out.push((path.clone(), leaf.clone())),
+    }
+}
+
+/// Runs `visit` with `path` addressing item `index` of the array `path` ends at: the array's
+/// name followed by `[level=N]` for an item of a level table, `[index]` otherwise.
+fn in_array_item(
+    path: &mut Vec<String>,
+    level: Option<u64>,
+    index: usize,
+    visit: impl FnOnce(&mut Vec<String>),
+) {
+    let key = match level {
+        Some(level) => format!("[level={level}]"),
+        None => format!("[{index}]"),
+    };
+    if let Some(last) = path.last_mut() {
+        last.push_str(&key);
+    } else {
+        path.push(key.clone());
+    }
+    visit(path);
+    if let Some(last) = path.last_mut() {
+        let cut = last.len() - key.len();
+        last.truncate(cut);
+        if last.is_empty() {
+            path.pop();
+        }
     }
 }
 
@@ -398,23 +410,7 @@ fn collect_literals(lit: &Lit, path: &mut Vec<String>, out: &mut BTreeMap<String
                     }),
                     _ => None,
                 };
-                let key = match level {
-                    Some(level) => format!("[level={level}]"),
-                    None => format!("[{i}]"),
-                };
-                if let Some(last) = path.last_mut() {
-                    last.push_str(&key);
-                } else {
-                    path.push(key.clone());
-                }
-                collect_literals(item, path, out);
-                if let Some(last) = path.last_mut() {
-                    let cut = last.len() - key.len();
-                    last.truncate(cut);
-                    if last.is_empty() {
-                        path.pop();
-                    }
-                }
+                in_array_item(path, level, i, |path| collect_literals(item, path, out));
             }
         }
         Lit::Num(text) if !text.contains(['e', 'E']) => {
