@@ -669,6 +669,59 @@ fn as_str(v: &AlgebraicValue) -> Option<&str> {
 }
 
 /// Runs a chat reducer against the tables; `Err(msg)` means the reducer returned an error.
+impl Inner {
+    /// The next row id (ids are shared by every table).
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Adds a row to `table` and records the insertion among `changes`.
+    fn insert(&mut self, table: &str, row: Vec<AlgebraicValue>, changes: &mut Changes) {
+        let row = ProductValue::from(row);
+        self.tables
+            .entry(table.into())
+            .or_default()
+            .push(row.clone());
+        changes.push((table.into(), vec![row], vec![]));
+    }
+
+    /// Makes `member` a member of room `room_id`.
+    fn add_member(&mut self, room_id: u64, member: AlgebraicValue, changes: &mut Changes) {
+        let id = self.new_id();
+        self.insert(
+            "room_member",
+            vec![
+                AlgebraicValue::U64(id),
+                AlgebraicValue::U64(room_id),
+                member,
+            ],
+            changes,
+        );
+    }
+
+    fn check_room(&self, room_id: u64) -> Result<(), String> {
+        let exists = self.tables.get("room").is_some_and(|rooms| {
+            rooms
+                .iter()
+                .any(|r| as_u64(&r.elements[0]) == Some(room_id))
+        });
+        if exists {
+            Ok(())
+        } else {
+            Err(format!("room {room_id} not found"))
+        }
+    }
+
+    fn is_member(&self, room_id: u64, who: &AlgebraicValue) -> bool {
+        self.tables.get("room_member").is_some_and(|members| {
+            members
+                .iter()
+                .any(|m| as_u64(&m.elements[1]) == Some(room_id) && m.elements[2] == *who)
+        })
+    }
+}
+
 fn run_reducer(
     inner: &mut Inner,
     caller: Identity,
@@ -712,59 +765,23 @@ fn run_reducer(
             if name.is_empty() {
                 return Err("room name must not be empty".into());
             }
-            inner.next_id += 1;
-            let room_id = inner.next_id;
-            let room = ProductValue::from(vec![
-                AlgebraicValue::U64(room_id),
-                AlgebraicValue::String(name.into()),
-                me.clone(),
-            ]);
-            inner
-                .tables
-                .entry("room".into())
-                .or_default()
-                .push(room.clone());
-            inner.next_id += 1;
-            let member = ProductValue::from(vec![
-                AlgebraicValue::U64(inner.next_id),
-                AlgebraicValue::U64(room_id),
-                me,
-            ]);
-            inner
-                .tables
-                .entry("room_member".into())
-                .or_default()
-                .push(member.clone());
-            changes.push(("room".into(), vec![room], vec![]));
-            changes.push(("room_member".into(), vec![member], vec![]));
+            let room_id = inner.new_id();
+            inner.insert(
+                "room",
+                vec![
+                    AlgebraicValue::U64(room_id),
+                    AlgebraicValue::String(name.into()),
+                    me.clone(),
+                ],
+                &mut changes,
+            );
+            inner.add_member(room_id, me, &mut changes);
         }
         "join_room" => {
             let room_id = as_u64(arg(0)?).ok_or("room_id must be a u64")?;
-            let exists = inner.tables.get("room").is_some_and(|rooms| {
-                rooms
-                    .iter()
-                    .any(|r| as_u64(&r.elements[0]) == Some(room_id))
-            });
-            if !exists {
-                return Err(format!("room {room_id} not found"));
-            }
-            let members = inner.tables.entry("room_member".into()).or_default();
-            if !members
-                .iter()
-                .any(|m| as_u64(&m.elements[1]) == Some(room_id) && m.elements[2] == me)
-            {
-                inner.next_id += 1;
-                let member = ProductValue::from(vec![
-                    AlgebraicValue::U64(inner.next_id),
-                    AlgebraicValue::U64(room_id),
-                    me,
-                ]);
-                inner
-                    .tables
-                    .entry("room_member".into())
-                    .or_default()
-                    .push(member.clone());
-                changes.push(("room_member".into(), vec![member], vec![]));
+            inner.check_room(room_id)?;
+            if !inner.is_member(room_id, &me) {
+                inner.add_member(room_id, me, &mut changes);
             }
         }
         "send_message" => {
@@ -773,37 +790,24 @@ fn run_reducer(
             if text.trim().is_empty() {
                 return Err("message text must not be empty".into());
             }
-            let exists = inner.tables.get("room").is_some_and(|rooms| {
-                rooms
-                    .iter()
-                    .any(|r| as_u64(&r.elements[0]) == Some(room_id))
-            });
-            if !exists {
-                return Err(format!("room {room_id} not found"));
-            }
-            let member = inner.tables.get("room_member").is_some_and(|ms| {
-                ms.iter()
-                    .any(|m| as_u64(&m.elements[1]) == Some(room_id) && m.elements[2] == me)
-            });
-            if !member {
+            inner.check_room(room_id)?;
+            if !inner.is_member(room_id, &me) {
                 return Err(format!("not a member of room {room_id}"));
             }
-            inner.next_id += 1;
-            let row = ProductValue::from(vec![
-                AlgebraicValue::U64(inner.next_id),
-                AlgebraicValue::U64(room_id),
-                me,
-                AlgebraicValue::String(text.into()),
-                AlgebraicValue::product([AlgebraicValue::I64(
-                    Timestamp::now().to_micros_since_unix_epoch(),
-                )]),
-            ]);
-            inner
-                .tables
-                .entry("message".into())
-                .or_default()
-                .push(row.clone());
-            changes.push(("message".into(), vec![row], vec![]));
+            let id = inner.new_id();
+            inner.insert(
+                "message",
+                vec![
+                    AlgebraicValue::U64(id),
+                    AlgebraicValue::U64(room_id),
+                    me,
+                    AlgebraicValue::String(text.into()),
+                    AlgebraicValue::product([AlgebraicValue::I64(
+                        Timestamp::now().to_micros_since_unix_epoch(),
+                    )]),
+                ],
+                &mut changes,
+            );
         }
         other => return Err(format!("no reducer `{other}` in the chat module")),
     }
