@@ -22,6 +22,22 @@ async fn connect(server: &TestServer, schema: &Arc<ModuleSchema>) -> StdbClient 
         .expect("connect")
 }
 
+/// Calls `reducer` with named arguments and expects it to commit.
+async fn call_committed(
+    client: &StdbClient,
+    schema: &ModuleSchema,
+    reducer: &str,
+    args: &[(&str, serde_json::Value)],
+) {
+    let args = schema.reducer_args(reducer, args).unwrap();
+    client
+        .call_reducer(reducer, &args)
+        .await
+        .unwrap()
+        .into_committed()
+        .unwrap();
+}
+
 /// A client with a name, a fresh room it created, and the room id.
 async fn user_with_room(
     server: &TestServer,
@@ -29,24 +45,14 @@ async fn user_with_room(
     name: &str,
 ) -> (StdbClient, u64) {
     let client = connect(server, schema).await;
-    let args = schema
-        .reducer_args("set_name", &[("name", json!(name))])
-        .unwrap();
-    client
-        .call_reducer("set_name", &args)
-        .await
-        .unwrap()
-        .into_committed()
-        .unwrap();
-    let args = schema
-        .reducer_args("create_room", &[("name", json!(format!("{name}'s room")))])
-        .unwrap();
-    client
-        .call_reducer("create_room", &args)
-        .await
-        .unwrap()
-        .into_committed()
-        .unwrap();
+    call_committed(&client, schema, "set_name", &[("name", json!(name))]).await;
+    call_committed(
+        &client,
+        schema,
+        "create_room",
+        &[("name", json!(format!("{name}'s room")))],
+    )
+    .await;
     let rooms = sql(
         &server.base_url(),
         server.database(),
@@ -164,21 +170,16 @@ async fn concurrent_tasks_share_one_client() {
         let schema = schema.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                let args = schema
-                    .reducer_args(
-                        "send_message",
-                        &[
-                            ("room_id", json!(room)),
-                            ("text", json!(format!("t{t} m{i}"))),
-                        ],
-                    )
-                    .unwrap();
-                client
-                    .call_reducer("send_message", &args)
-                    .await
-                    .unwrap()
-                    .into_committed()
-                    .unwrap();
+                call_committed(
+                    &client,
+                    &schema,
+                    "send_message",
+                    &[
+                        ("room_id", json!(room)),
+                        ("text", json!(format!("t{t} m{i}"))),
+                    ],
+                )
+                .await;
             }
         }));
     }
@@ -198,18 +199,13 @@ async fn a_subscriber_receives_the_inserts_of_another_client() {
     let schema = Arc::new(fetch_schema(&server.base_url(), "chat").await.unwrap());
     let (writer, room) = user_with_room(&server, &schema, "carol").await;
     // An earlier message is part of the listener's initial rows, not of its events.
-    let first = schema
-        .reducer_args(
-            "send_message",
-            &[("room_id", json!(room)), ("text", json!("before"))],
-        )
-        .unwrap();
-    writer
-        .call_reducer("send_message", &first)
-        .await
-        .unwrap()
-        .into_committed()
-        .unwrap();
+    call_committed(
+        &writer,
+        &schema,
+        "send_message",
+        &[("room_id", json!(room)), ("text", json!("before"))],
+    )
+    .await;
 
     let listener = connect(&server, &schema).await;
     let mut events = listener.row_events();
@@ -221,21 +217,16 @@ async fn a_subscriber_receives_the_inserts_of_another_client() {
     assert_eq!(sub.initial_rows[0].0.as_ref(), "message");
 
     for i in 0..20 {
-        let args = schema
-            .reducer_args(
-                "send_message",
-                &[
-                    ("room_id", json!(room)),
-                    ("text", json!(format!("live {i}"))),
-                ],
-            )
-            .unwrap();
-        writer
-            .call_reducer("send_message", &args)
-            .await
-            .unwrap()
-            .into_committed()
-            .unwrap();
+        call_committed(
+            &writer,
+            &schema,
+            "send_message",
+            &[
+                ("room_id", json!(room)),
+                ("text", json!(format!("live {i}"))),
+            ],
+        )
+        .await;
     }
     for i in 0..20 {
         let event = tokio::time::timeout(WAIT, events.recv())
@@ -263,30 +254,20 @@ async fn a_subscriber_receives_the_inserts_of_another_client() {
     }
     // A message to another room does not match the listener's filter.
     let (other, other_room) = user_with_room(&server, &schema, "dave").await;
-    let args = schema
-        .reducer_args(
-            "send_message",
-            &[("room_id", json!(other_room)), ("text", json!("elsewhere"))],
-        )
-        .unwrap();
-    other
-        .call_reducer("send_message", &args)
-        .await
-        .unwrap()
-        .into_committed()
-        .unwrap();
-    let args = schema
-        .reducer_args(
-            "send_message",
-            &[("room_id", json!(room)), ("text", json!("last"))],
-        )
-        .unwrap();
-    writer
-        .call_reducer("send_message", &args)
-        .await
-        .unwrap()
-        .into_committed()
-        .unwrap();
+    call_committed(
+        &other,
+        &schema,
+        "send_message",
+        &[("room_id", json!(other_room)), ("text", json!("elsewhere"))],
+    )
+    .await;
+    call_committed(
+        &writer,
+        &schema,
+        "send_message",
+        &[("room_id", json!(room)), ("text", json!("last"))],
+    )
+    .await;
     let event = tokio::time::timeout(WAIT, events.recv())
         .await
         .unwrap()
@@ -565,18 +546,13 @@ async fn sql_returns_projections_counts_and_several_statements() {
     let schema = Arc::new(fetch_schema(&server.base_url(), "chat").await.unwrap());
     let (client, room) = user_with_room(&server, &schema, "hana").await;
     for text in ["one", "two; with semicolon", "three"] {
-        let args = schema
-            .reducer_args(
-                "send_message",
-                &[("room_id", json!(room)), ("text", json!(text))],
-            )
-            .unwrap();
-        client
-            .call_reducer("send_message", &args)
-            .await
-            .unwrap()
-            .into_committed()
-            .unwrap();
+        call_committed(
+            &client,
+            &schema,
+            "send_message",
+            &[("room_id", json!(room)), ("text", json!(text))],
+        )
+        .await;
     }
     let result = sql(
         &server.base_url(),
@@ -745,18 +721,13 @@ async fn an_idle_listener_answers_pings_and_stays_connected() {
     );
     assert_eq!(listener.closed_reason(), None);
     let (writer, room) = user_with_room(&server, &schema, "ivan").await;
-    let args = schema
-        .reducer_args(
-            "send_message",
-            &[("room_id", json!(room)), ("text", json!("still here"))],
-        )
-        .unwrap();
-    writer
-        .call_reducer("send_message", &args)
-        .await
-        .unwrap()
-        .into_committed()
-        .unwrap();
+    call_committed(
+        &writer,
+        &schema,
+        "send_message",
+        &[("room_id", json!(room)), ("text", json!("still here"))],
+    )
+    .await;
     let event = tokio::time::timeout(WAIT, events.recv())
         .await
         .unwrap()
