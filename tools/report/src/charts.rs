@@ -52,6 +52,20 @@ fn draw(f: impl FnOnce(&Area) -> Result<(), String>) -> String {
     }
 }
 
+/// The legend of a chart's labelled series, in the corner `position`.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -157,13 +171,7 @@ pub fn line_by_level(
                 )
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -246,13 +254,7 @@ pub fn grouped_bars(
                         Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(200, 200, 200))
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         } else {
             let mut chart = builder
                 .build_cartesian_2d(x_range.clone(), 0.0..nice_max(max_y))
@@ -280,13 +282,7 @@ pub fn grouped_bars(
                         Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(200, 200, 200))
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })
@@ -375,13 +371,7 @@ pub fn stacked_bars(
                 ])
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
