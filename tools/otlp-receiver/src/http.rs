@@ -71,51 +71,70 @@ pub(crate) async fn serve(
         .context("HTTP server failed")
 }
 
+/// What differs between the logs and the metrics endpoint.
+struct Signal<Req> {
+    /// Names a request in errors and in the receiver's log.
+    what: &'static str,
+    /// The protobuf message a request body holds.
+    message: &'static str,
+    decode_json: fn(&[u8]) -> Result<Req>,
+    /// Writes the request (blocking file I/O).
+    ingest: fn(&Shared, &Req) -> Result<()>,
+}
+
+const LOGS: Signal<ExportLogsServiceRequest> = Signal {
+    what: "an OTLP/HTTP logs request",
+    message: "ExportLogsServiceRequest",
+    decode_json: json::decode_logs,
+    ingest: Shared::ingest_logs,
+};
+
+const METRICS: Signal<ExportMetricsServiceRequest> = Signal {
+    what: "an OTLP/HTTP metrics request",
+    message: "ExportMetricsServiceRequest",
+    decode_json: json::decode_metrics,
+    ingest: Shared::ingest_metrics,
+};
+
 async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let format = match request_format(&headers, &body) {
-        Ok(format) => format,
-        Err(err) => return unsupported(&shared, "an OTLP/HTTP logs request", err),
-    };
-    let request = decompress(&headers, body).and_then(|raw| match format {
-        Format::Protobuf => ExportLogsServiceRequest::decode(raw.as_ref())
-            .context("the body is not a protobuf ExportLogsServiceRequest"),
-        Format::Json => json::decode_logs(&raw),
-    });
-    let request = match request {
-        Ok(request) => request,
-        Err(err) => return bad_request(&shared, format, "an OTLP/HTTP logs request", err),
-    };
-    // File writes are short appends; keep them off the async workers anyway.
-    let worker = Arc::clone(&shared);
-    let written = tokio::task::spawn_blocking(move || worker.ingest_logs(&request)).await;
-    match written {
-        Ok(Ok(())) => success(format, ExportLogsServiceResponse::default().encode_to_vec()),
-        Ok(Err(err)) => unavailable(format, err),
-        Err(join) => unavailable(format, anyhow::anyhow!("writer task failed: {join}")),
-    }
+    export::<_, ExportLogsServiceResponse>(shared, &headers, body, &LOGS).await
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let format = match request_format(&headers, &body) {
+    export::<_, ExportMetricsServiceResponse>(shared, &headers, body, &METRICS).await
+}
+
+/// One export request: decoded from protobuf or JSON, written off the async workers,
+/// answered with an empty `Resp` in the request's encoding.
+async fn export<Req, Resp>(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    body: Bytes,
+    signal: &Signal<Req>,
+) -> Response
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Default,
+{
+    let format = match request_format(headers, &body) {
         Ok(format) => format,
-        Err(err) => return unsupported(&shared, "an OTLP/HTTP metrics request", err),
+        Err(err) => return unsupported(&shared, signal.what, err),
     };
-    let request = decompress(&headers, body).and_then(|raw| match format {
-        Format::Protobuf => ExportMetricsServiceRequest::decode(raw.as_ref())
-            .context("the body is not a protobuf ExportMetricsServiceRequest"),
-        Format::Json => json::decode_metrics(&raw),
+    let request = decompress(headers, body).and_then(|raw| match format {
+        Format::Protobuf => Req::decode(raw.as_ref())
+            .with_context(|| format!("the body is not a protobuf {}", signal.message)),
+        Format::Json => (signal.decode_json)(&raw),
     });
     let request = match request {
         Ok(request) => request,
-        Err(err) => return bad_request(&shared, format, "an OTLP/HTTP metrics request", err),
+        Err(err) => return bad_request(&shared, format, signal.what, err),
     };
+    // File writes are short appends; keep them off the async workers anyway.
     let worker = Arc::clone(&shared);
-    let written = tokio::task::spawn_blocking(move || worker.ingest_metrics(&request)).await;
+    let ingest = signal.ingest;
+    let written = tokio::task::spawn_blocking(move || ingest(&worker, &request)).await;
     match written {
-        Ok(Ok(())) => success(
-            format,
-            ExportMetricsServiceResponse::default().encode_to_vec(),
-        ),
+        Ok(Ok(())) => success(format, Resp::default().encode_to_vec()),
         Ok(Err(err)) => unavailable(format, err),
         Err(join) => unavailable(format, anyhow::anyhow!("writer task failed: {join}")),
     }

@@ -112,37 +112,43 @@ impl Shared {
         &self,
         req: &opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
     ) -> Result<()> {
-        self.stats.log_requests.fetch_add(1, Ordering::Relaxed);
-        match self.sink.write_logs(req) {
-            Ok(written) => {
-                self.stats
-                    .log_records
-                    .fetch_add(written.records as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(err) => {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                log(&format!("could not write logs: {err:#}"));
-                Err(err)
-            }
-        }
+        self.ingest(
+            "logs",
+            &self.stats.log_requests,
+            &self.stats.log_records,
+            || self.sink.write_logs(req),
+        )
     }
 
     pub(crate) fn ingest_metrics(
         &self,
         req: &opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
     ) -> Result<()> {
-        self.stats.metric_requests.fetch_add(1, Ordering::Relaxed);
-        match self.sink.write_metrics(req) {
+        self.ingest(
+            "metrics",
+            &self.stats.metric_requests,
+            &self.stats.metric_points,
+            || self.sink.write_metrics(req),
+        )
+    }
+
+    /// Counts a request of `signal`, writes it, and counts what was written or the failure.
+    fn ingest(
+        &self,
+        signal: &str,
+        requests: &AtomicU64,
+        items: &AtomicU64,
+        write: impl FnOnce() -> Result<sink::Written>,
+    ) -> Result<()> {
+        requests.fetch_add(1, Ordering::Relaxed);
+        match write() {
             Ok(written) => {
-                self.stats
-                    .metric_points
-                    .fetch_add(written.records as u64, Ordering::Relaxed);
+                items.fetch_add(written.records as u64, Ordering::Relaxed);
                 Ok(())
             }
             Err(err) => {
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                log(&format!("could not write metrics: {err:#}"));
+                log(&format!("could not write {signal}: {err:#}"));
                 Err(err)
             }
         }
