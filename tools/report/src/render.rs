@@ -8,7 +8,7 @@ use plotters::style::RGBColor;
 
 use crate::charts;
 use crate::data::{MetricsData, RunMetrics, backend_names};
-use crate::metrics::BackendMetrics;
+use crate::metrics::{BackendMetrics, LevelFigures};
 use crate::stats::Summary;
 
 /// Marks files this tool wrote (so it never overwrites a file someone else made).
@@ -417,6 +417,31 @@ fn mean_over<F: Fn(&BackendMetrics) -> Option<f64>>(
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// One series per backend with a value per level 1..=`max_level`: the mean over runs of
+/// `value` (given the run's figures of that level, `None` when the run has none), 0 when no
+/// run gives a value.
+fn per_level_series(
+    data: &MetricsData,
+    backends: &[String],
+    max_level: usize,
+    value: impl Fn(Option<&LevelFigures>) -> Option<f64>,
+) -> Vec<(String, Vec<f64>)> {
+    backends
+        .iter()
+        .map(|b| {
+            let values = (1..=max_level as u32)
+                .map(|level| {
+                    mean_over(data, b, |m| {
+                        value(m.by_level.iter().find(|l| l.level == level))
+                    })
+                    .unwrap_or(0.0)
+                })
+                .collect();
+            (b.clone(), values)
+        })
+        .collect()
+}
+
 fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
     let several = data.runs.len() > 1;
     let mean_note = if several { " (mean over runs)" } else { "" };
@@ -520,25 +545,10 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
         .max()
         .unwrap_or(0);
     let groups: Vec<String> = (1..=max_level).map(|l| format!("L{l}")).collect();
-    let fix_series: Vec<(String, Vec<f64>)> = backends
-        .iter()
-        .map(|b| {
-            let values = (1..=max_level as u32)
-                .map(|level| {
-                    mean_over(data, b, |m| {
-                        Some(
-                            m.by_level
-                                .iter()
-                                .find(|l| l.level == level)
-                                .map_or(0.0, |l| l.fix_sessions as f64),
-                        )
-                    })
-                    .unwrap_or(0.0)
-                })
-                .collect();
-            (b.clone(), values)
-        })
-        .collect();
+    // A level a run did not reach counts as no fix session.
+    let fix_series = per_level_series(data, backends, max_level, |l| {
+        Some(l.map_or(0.0, |l| l.fix_sessions as f64))
+    });
     doc.push(Block::Chart {
         caption: format!("Fix sessions per level{mean_note}"),
         svg: charts::grouped_bars(
@@ -555,23 +565,11 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
         .flat_map(|r| r.backends.values())
         .all(|m| m.quality.total_bugs.is_some());
     if bugs_known {
-        let bug_series: Vec<(String, Vec<f64>)> = backends
-            .iter()
-            .map(|b| {
-                let values = (1..=max_level as u32)
-                    .map(|level| {
-                        mean_over(data, b, |m| {
-                            m.by_level
-                                .iter()
-                                .find(|l| l.level == level)
-                                .map_or(Some(0.0), |l| l.bugs.map(f64::from))
-                        })
-                        .unwrap_or(0.0)
-                    })
-                    .collect();
-                (b.clone(), values)
-            })
-            .collect();
+        // A level a run did not reach counts as no bug; a run with no bug count for the level
+        // is left out of that level's mean.
+        let bug_series = per_level_series(data, backends, max_level, |l| {
+            l.map_or(Some(0.0), |l| l.bugs.map(f64::from))
+        });
         doc.push(Block::Chart {
             caption: format!("Bugs reported per level{mean_note}"),
             svg: charts::grouped_bars(
