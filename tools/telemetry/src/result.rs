@@ -204,33 +204,22 @@ pub fn from_value(v: &Value, path: &Path) -> Result<CliResult> {
 /// `result` line is taken (its API calls are then counted too, see
 /// [`CliResult::transcript`]). `Ok(None)` when a transcript has no result line yet.
 pub fn read(path: &Path) -> Result<Option<CliResult>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open the result file {}", path.display()))?;
-    let mut reader = BufReader::new(file);
     let mut counter = CallCounter::default();
     let mut last: Option<Value> = None;
     let mut whole = String::new();
-    let mut line = String::new();
     let mut lines = 0usize;
     let mut nonblank = 0usize;
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
+    for_each_line(path, "the result file", |line| {
         lines += 1;
         let text = line.trim();
         if text.is_empty() {
-            continue;
+            return;
         }
         nonblank += 1;
         counter.line(text);
         // A pretty-printed object spans lines: keep the text until one line parses alone.
         if lines <= 10_000 && whole.len() < (16 << 20) {
-            whole.push_str(&line);
+            whole.push_str(line);
         }
         if text.contains("\"result\"")
             && let Ok(v) = serde_json::from_str::<Value>(text)
@@ -238,7 +227,7 @@ pub fn read(path: &Path) -> Result<Option<CliResult>> {
         {
             last = Some(v);
         }
-    }
+    })?;
     if last.is_none() {
         match serde_json::from_str::<Value>(whole.trim()) {
             Ok(v) if is_result(&v) => last = Some(v),
@@ -258,10 +247,17 @@ pub fn read(path: &Path) -> Result<Option<CliResult>> {
 /// Counts the API calls of a stream-json transcript. `Ok(None)` when it has no
 /// `assistant` line.
 pub fn count_calls(path: &Path) -> Result<Option<TranscriptCalls>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open the transcript {}", path.display()))?;
-    let mut reader = BufReader::new(file);
     let mut counter = CallCounter::default();
+    for_each_line(path, "the transcript", |line| counter.line(line.trim()))?;
+    Ok(counter.finish(path))
+}
+
+/// Calls `f` with each line of the file at `path`, its line break included; `what` names
+/// the file in errors.
+fn for_each_line(path: &Path, what: &str, mut f: impl FnMut(&str)) -> Result<()> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open {what} {}", path.display()))?;
+    let mut reader = BufReader::new(file);
     let mut line = String::new();
     loop {
         line.clear();
@@ -269,11 +265,10 @@ pub fn count_calls(path: &Path) -> Result<Option<TranscriptCalls>> {
             .read_line(&mut line)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        counter.line(line.trim());
+        f(&line);
     }
-    Ok(counter.finish(path))
 }
 
 #[cfg(test)]
