@@ -7,8 +7,10 @@ use std::time::Duration;
 use serde_json::json;
 use stdb_client::test_server::{Fault, TestServer};
 use stdb_client::{
-    ConnectOptions, ModuleSchema, ReducerStatus, StdbClient, count_rows, fetch_schema, sql,
+    ConnectOptions, ModuleSchema, ReducerStatus, RowEvent, StdbClient, count_rows, fetch_schema,
+    sql,
 };
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -20,6 +22,14 @@ async fn connect(server: &TestServer, schema: &Arc<ModuleSchema>) -> StdbClient 
     StdbClient::connect_with(&server.base_url(), server.database(), opts)
         .await
         .expect("connect")
+}
+
+/// The next row event, failing the test if none comes within [`WAIT`].
+async fn next_event(events: &mut UnboundedReceiver<Arc<RowEvent>>) -> Arc<RowEvent> {
+    tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("a row event within the wait")
+        .expect("the event stream is open")
 }
 
 /// Calls `reducer` with named arguments and expects it to commit.
@@ -229,10 +239,7 @@ async fn a_subscriber_receives_the_inserts_of_another_client() {
         .await;
     }
     for i in 0..20 {
-        let event = tokio::time::timeout(WAIT, events.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let event = next_event(&mut events).await;
         assert_eq!(event.table.as_ref(), "message");
         assert_eq!(event.query_set_id, sub.query_set_id);
         assert_eq!(
@@ -268,10 +275,7 @@ async fn a_subscriber_receives_the_inserts_of_another_client() {
         &[("room_id", json!(room)), ("text", json!("last"))],
     )
     .await;
-    let event = tokio::time::timeout(WAIT, events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next_event(&mut events).await;
     assert_eq!(
         event.column_json(&event.inserts[0], "text").unwrap(),
         json!("last")
@@ -292,10 +296,7 @@ async fn the_caller_sees_its_own_subscribed_rows_in_the_reducer_result() {
         )
         .unwrap();
     let outcome = client.call_reducer("send_message", &args).await.unwrap();
-    let event = tokio::time::timeout(WAIT, events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next_event(&mut events).await;
     assert_eq!(event.caller_request_id, Some(outcome.request_id));
     assert_eq!(
         event.column_json(&event.inserts[0], "text").unwrap(),
@@ -665,10 +666,7 @@ async fn a_discovered_chat_shape_drives_the_whole_flow() {
     }
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        let event = tokio::time::timeout(WAIT, events.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let event = next_event(&mut events).await;
         seen.extend(event.inserted_strings().map(str::to_string));
     }
     assert_eq!(seen, ["~m0~", "~m1~", "~m2~", "~m3~", "~m4~"]);
@@ -728,10 +726,7 @@ async fn an_idle_listener_answers_pings_and_stays_connected() {
         &[("room_id", json!(room)), ("text", json!("still here"))],
     )
     .await;
-    let event = tokio::time::timeout(WAIT, events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next_event(&mut events).await;
     assert_eq!(event.inserted_strings().collect::<Vec<_>>(), ["still here"]);
 }
 
