@@ -2,6 +2,8 @@
 //! network needed: text is left to the browser).
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Colour of a backend (stable across charts).
@@ -187,7 +189,6 @@ pub fn grouped_bars(
 ) -> String {
     draw(|area| {
         let n_groups = groups.len().max(1);
-        let n_series = series.len().max(1);
         let max_y = series
             .iter()
             .flat_map(|(_, v)| v.iter().copied())
@@ -199,19 +200,6 @@ pub fn grouped_bars(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(70);
-        let bar = |g: usize, s: usize| {
-            let width = 0.8 / n_series as f64;
-            let x0 = g as f64 + 0.1 + s as f64 * width;
-            (x0, x0 + width * 0.92)
-        };
-        let label_of = |x: &f64| {
-            let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 1e-6 {
-                groups.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
         if log_scale {
             let min_y = series
                 .iter()
@@ -229,63 +217,87 @@ pub fn grouped_bars(
                     (lo..10f64.powf(max_y.max(lo * 10.0).log10().ceil())).log_scale(),
                 )
                 .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_label_formatter(&label_of)
-                .x_labels(2 * n_groups + 1)
-                .y_desc(y_label)
-                .y_label_formatter(&|y| short(*y))
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            for (s, (name, values)) in series.iter().enumerate() {
-                let color = color_of(name, s);
-                chart
-                    .draw_series(values.iter().enumerate().filter(|(_, v)| **v > 0.0).map(
-                        |(g, v)| {
-                            let (a, b) = bar(g, s);
-                            Rectangle::new([(a, lo), (b, *v)], color.filled())
-                        },
-                    ))
-                    .map_err(|e| e.to_string())?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                    });
-            }
-            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+            // A log axis cannot show 0: bars start at its bottom, zero values are left out.
+            draw_bars(
+                &mut chart,
+                y_label,
+                groups,
+                series,
+                lo,
+                SeriesLabelPosition::UpperLeft,
+            )
         } else {
             let mut chart = builder
                 .build_cartesian_2d(x_range.clone(), 0.0..nice_max(max_y))
                 .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_label_formatter(&label_of)
-                .x_labels(2 * n_groups + 1)
-                .y_desc(y_label)
-                .y_label_formatter(&|y| short(*y))
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            for (s, (name, values)) in series.iter().enumerate() {
-                let color = color_of(name, s);
-                chart
-                    .draw_series(values.iter().enumerate().map(|(g, v)| {
-                        let (a, b) = bar(g, s);
-                        Rectangle::new([(a, 0.0), (b, *v)], color.filled())
-                    }))
-                    .map_err(|e| e.to_string())?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                    });
-            }
-            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            draw_bars(
+                &mut chart,
+                y_label,
+                groups,
+                series,
+                0.0,
+                SeriesLabelPosition::UpperRight,
+            )
         }
-        Ok(())
     })
+}
+
+/// The mesh, the bars (rising from `base`) and the legend of [`grouped_bars`] on a linear
+/// or a log Y axis. With a `base` above 0 (a log axis) values at or below 0 are not drawn.
+fn draw_bars<'a, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    y_label: &str,
+    groups: &[String],
+    series: &[(String, Vec<f64>)],
+    base: f64,
+    legend: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let n_groups = groups.len().max(1);
+    let n_series = series.len().max(1);
+    let bar = |g: usize, s: usize| {
+        let width = 0.8 / n_series as f64;
+        let x0 = g as f64 + 0.1 + s as f64 * width;
+        (x0, x0 + width * 0.92)
+    };
+    let label_of = |x: &f64| {
+        let i = x.floor() as usize;
+        if (x - x.floor() - 0.5).abs() < 1e-6 {
+            groups.get(i).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&label_of)
+        .x_labels(2 * n_groups + 1)
+        .y_desc(y_label)
+        .y_label_formatter(&|y| short(*y))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (s, (name, values)) in series.iter().enumerate() {
+        let color = color_of(name, s);
+        chart
+            .draw_series(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| base <= 0.0 || **v > 0.0)
+                    .map(|(g, v)| {
+                        let (a, b) = bar(g, s);
+                        Rectangle::new([(a, base), (b, *v)], color.filled())
+                    }),
+            )
+            .map_err(|e| e.to_string())?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    draw_legend(chart, legend)
 }
 
 /// One stacked bar per category: `parts = [(part name, colour, value per category)]`.
