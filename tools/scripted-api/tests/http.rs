@@ -74,6 +74,9 @@ async fn streams_turns_in_order_per_session_with_side_requests_and_retries() {
             .json(&body)
             .send()
     };
+    // A plain JSON (not streamed) reply.
+    let post_json =
+        async |body: Value| -> Value { post(body).await.unwrap().json().await.unwrap() };
 
     // Session A, first turn: a text block then a tool call, streamed.
     let resp = post(request("A", 1, true, true)).await.unwrap();
@@ -115,52 +118,27 @@ async fn streams_turns_in_order_per_session_with_side_requests_and_retries() {
     assert_eq!(delta.1["usage"]["output_tokens"], 50);
 
     // A side request (no tools) does not move session A on.
-    let side: Value = post(request("A", 1, false, false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let side = post_json(request("A", 1, false, false)).await;
     assert_eq!(side["content"][0]["text"], "Title");
     assert_eq!(side["usage"]["input_tokens"], 9);
 
     // Session B starts from the first turn, independently of A (plain JSON this time).
-    let b1: Value = post(request("B", 1, true, false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let b1 = post_json(request("B", 1, true, false)).await;
     assert_eq!(b1["stop_reason"], "tool_use");
     assert_eq!(b1["content"][1]["name"], "Write");
 
     // A retry of B's request (same message count) gets the same turn again.
-    let b1_again: Value = post(request("B", 1, true, false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let b1_again = post_json(request("B", 1, true, false)).await;
     assert_eq!(b1_again["content"][1]["input"], b1["content"][1]["input"]);
     assert_eq!(b1_again["content"][0], b1["content"][0]);
 
     // A's second call gets A's second turn.
-    let a2: Value = post(request("A", 3, true, false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a2 = post_json(request("A", 3, true, false)).await;
     assert_eq!(a2["stop_reason"], "end_turn");
     assert_eq!(a2["content"][0]["text"], "Done. DEPLOY_COMPLETE");
 
     // Past the end: a closing text with no tokens.
-    let a3: Value = post(request("A", 5, true, false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a3 = post_json(request("A", 5, true, false)).await;
     assert_eq!(a3["stop_reason"], "end_turn");
     assert_eq!(a3["usage"]["output_tokens"], 0);
 
