@@ -19,6 +19,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the variants are the `bench-*` command names users type"
+)]
 enum Command {
     /// Cost of one agent session from its OpenTelemetry export, reconciled three ways.
     BenchTelemetry(bench_telemetry::cli::Args),
