@@ -574,23 +574,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     let (prompt_text, api) = match prepared {
         Ok(p) => p,
         Err(e) => {
-            meta.outcome = Some("failed".to_owned());
-            meta.extra
-                .insert("error".to_owned(), serde_json::json!(format!("{e:#}")));
-            let end = chrono::Local::now();
-            meta.ended_at = Some(end.format("%Y-%m-%dT%H:%M:%S%z").to_string());
-            meta.ended_at_utc = Some(
-                end.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string(),
-            );
-            bench_formats::write_json(&meta_path, &meta)?;
-            if let Some(rec) = state.sessions.last_mut() {
-                rec.outcome = "failed".to_owned();
-                rec.ended_at_utc = meta.ended_at_utc.clone();
-            }
-            layout::save_state(&app_dir, &state)?;
-            trace.finish(vec![], Some(&format!("{e:#}")));
+            record_failure(&mut meta, &meta_path, &mut state, &app_dir, trace, &e)?;
             return Err(e);
         }
     };
@@ -678,15 +662,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         Ok(exit) => exit,
         Err(e) => {
             agent_step.end_err(&format!("{e:#}"));
-            meta.outcome = Some("failed".to_owned());
-            meta.extra
-                .insert("error".to_owned(), serde_json::json!(format!("{e:#}")));
-            bench_formats::write_json(&meta_path, &meta)?;
-            if let Some(rec) = state.sessions.last_mut() {
-                rec.outcome = "failed".to_owned();
-            }
-            layout::save_state(&app_dir, &state)?;
-            trace.finish(vec![], Some(&format!("{e:#}")));
+            record_failure(&mut meta, &meta_path, &mut state, &app_dir, trace, &e)?;
             return Err(e);
         }
     };
@@ -827,6 +803,37 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned),
     })
+}
+
+/// Records a session that failed before its agent ran to an end: metadata and the app's
+/// state say "failed", with the error and the time it ended; the trace is closed.
+fn record_failure(
+    meta: &mut SessionMetadata,
+    meta_path: &Path,
+    state: &mut AppState,
+    app_dir: &Path,
+    trace: HarnessTrace,
+    error: &anyhow::Error,
+) -> Result<()> {
+    let message = format!("{error:#}");
+    meta.outcome = Some("failed".to_owned());
+    meta.extra
+        .insert("error".to_owned(), serde_json::json!(message));
+    let end = chrono::Local::now();
+    meta.ended_at = Some(end.format("%Y-%m-%dT%H:%M:%S%z").to_string());
+    meta.ended_at_utc = Some(
+        end.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    );
+    bench_formats::write_json(meta_path, meta)?;
+    if let Some(rec) = state.sessions.last_mut() {
+        rec.outcome = "failed".to_owned();
+        rec.ended_at_utc = meta.ended_at_utc.clone();
+    }
+    layout::save_state(app_dir, state)?;
+    trace.finish(vec![], Some(&message));
+    Ok(())
 }
 
 /// What the preflight found, and when it ran (for the harness trace).
