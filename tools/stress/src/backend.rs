@@ -19,6 +19,19 @@ pub enum Outcome {
     Error(String),
 }
 
+impl Outcome {
+    /// The error class of a refusal from the reason the app gave: `rate_limited` when it
+    /// reads like a rate limit ("rate", "too many", "slow down"), `rejected` otherwise.
+    pub fn refusal_kind(why: &str) -> String {
+        let w = why.to_ascii_lowercase();
+        if w.contains("rate") || w.contains("too many") || w.contains("slow down") {
+            "rate_limited".into()
+        } else {
+            "rejected".into()
+        }
+    }
+}
+
 /// A connection that sends messages. Many may be in flight; outcomes may come back in
 /// any order.
 pub trait Writer: Send + 'static {
@@ -152,5 +165,16 @@ mod tests {
             none += 1
         });
         assert_eq!(none, 0, "other runs and broken markers are ignored");
+    }
+
+    #[test]
+    fn refusals_are_classed_by_their_reason() {
+        assert_eq!(Outcome::refusal_kind("Rate limit exceeded"), "rate_limited");
+        assert_eq!(Outcome::refusal_kind("Too many messages"), "rate_limited");
+        assert_eq!(Outcome::refusal_kind("slow down"), "rate_limited");
+        assert_eq!(
+            Outcome::refusal_kind("not a member of this room"),
+            "rejected"
+        );
     }
 }

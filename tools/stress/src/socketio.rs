@@ -487,7 +487,7 @@ impl Writer for SioWriter {
                 }
                 return Ok(match engineio::ack_error(data) {
                     None => Outcome::Acked(id),
-                    Some(why) => Outcome::Failed(id, classify(&why)),
+                    Some(why) => Outcome::Failed(id, Outcome::refusal_kind(&why)),
                 });
             }
             if b.starts_with(b"42") {
@@ -521,15 +521,6 @@ fn is_error_event(name: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(word))
     };
     has(b"error") || has(b"exception") || has(b"ratelimit") || has(b"rate_limit")
-}
-
-fn classify(why: &str) -> String {
-    let w = why.to_ascii_lowercase();
-    if w.contains("rate") || w.contains("too many") || w.contains("slow down") {
-        "rate_limited".into()
-    } else {
-        "rejected".into()
-    }
 }
 
 /// A listener connection.

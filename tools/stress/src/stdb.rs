@@ -351,7 +351,7 @@ impl Writer for StdbWriter {
             match pending.await {
                 Ok(o) => match o.status {
                     ReducerStatus::Committed => Outcome::Acked(tag),
-                    ReducerStatus::Failed(why) => Outcome::Failed(tag, classify(&why)),
+                    ReducerStatus::Failed(why) => Outcome::Failed(tag, Outcome::refusal_kind(&why)),
                     ReducerStatus::InternalError(_) => {
                         Outcome::Failed(tag, "internal_error".into())
                     }
@@ -367,15 +367,6 @@ impl Writer for StdbWriter {
             Some(o) => Ok(o),
             None => std::future::pending().await,
         }
-    }
-}
-
-fn classify(why: &str) -> String {
-    let w = why.to_ascii_lowercase();
-    if w.contains("rate") || w.contains("too many") || w.contains("slow down") {
-        "rate_limited".into()
-    } else {
-        "rejected".into()
     }
 }
 
