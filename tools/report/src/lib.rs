@@ -162,8 +162,13 @@ fn ensure_ours(path: &Path) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let head = String::from_utf8_lossy(&text[..text.len().min(4096)]).into_owned();
+    use std::io::Read as _;
+    // The marks sit at the top of every file this tool writes: read no more than that.
+    let mut text = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut text))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let head = String::from_utf8_lossy(&text);
     if head.contains(render::GENERATED_MARK) || head.contains(data::SCHEMA) {
         Ok(())
     } else {
