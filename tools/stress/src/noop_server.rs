@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -175,21 +175,8 @@ async fn rest(stream: &mut TcpStream, state: &State) -> std::io::Result<()> {
 
 async fn socket(ws: tokio_tungstenite::WebSocketStream<TcpStream>, state: Arc<State>) {
     let me = state.ids.fetch_add(1, Ordering::Relaxed);
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(64);
-        while rx.recv_many(&mut batch, 64).await > 0 {
-            for msg in batch.drain(..) {
-                if sink.feed(msg).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (sink, mut stream) = ws.split();
+    let tx = crate::socketio::spawn_sender(sink);
     let open = format!(
         "0{{\"sid\":\"n{me}\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000,\"maxPayload\":1000000}}"
     );

@@ -33,6 +33,31 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
+/// Hands a WebSocket's write half to a task that writes what the returned channel receives,
+/// up to 64 frames per flush, and closes the socket once every sender is gone. Used by the
+/// client's connections and by the no-op server alike.
+pub fn spawn_sender<S>(mut sink: S) -> mpsc::UnboundedSender<Message>
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    let (out, mut rx) = mpsc::unbounded_channel::<Message>();
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(64);
+        while rx.recv_many(&mut batch, 64).await > 0 {
+            for msg in batch.drain(..) {
+                if sink.feed(msg).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    out
+}
+
 /// One Socket.IO connection: reads here, writes through a task that batches frames.
 pub struct Conn {
     out: mpsc::UnboundedSender<Message>,
@@ -57,22 +82,8 @@ impl Conn {
         .await
         .with_context(|| format!("{url}: no WebSocket handshake within {SETUP_TIMEOUT:?}"))?
         .with_context(|| format!("cannot open a Socket.IO WebSocket at {url} (is the app running, is socket.path right?)"))?;
-        let (mut sink, stream) = ws.split();
-        let (out, mut rx) = mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(64);
-            while rx.recv_many(&mut batch, 64).await > 0 {
-                for msg in batch.drain(..) {
-                    if sink.feed(msg).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.close().await;
-        });
+        let (sink, stream) = ws.split();
+        let out = spawn_sender(sink);
         let mut conn = Conn { out, stream };
         let open = conn
             .next_frame(SETUP_TIMEOUT)
