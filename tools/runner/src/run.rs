@@ -637,11 +637,13 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
         marker: marker.clone(),
     };
     let (logs_file, metrics_file) = opts.telemetry.session_files(&session_id);
+    // One tally follows the session's log file from the first byte to the final flush.
+    let tally = Arc::new(std::sync::Mutex::new(bench_telemetry::LiveTally::new(
+        Some(&session_id),
+        Some(&run_id),
+    )));
     let probe: session::CostProbe = {
-        let tally = Arc::new(std::sync::Mutex::new(bench_telemetry::LiveTally::new(
-            Some(&session_id),
-            Some(&run_id),
-        )));
+        let tally = Arc::clone(&tally);
         let logs_file = logs_file.clone();
         Arc::new(move || {
             let mut t = tally.lock().ok()?;
@@ -736,8 +738,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     let mut cost_step = trace.step("telemetry");
     wait_for_flush(
         [&logs_file, &metrics_file],
-        &session_id,
-        &run_id,
+        &tally,
         exit.live.result_cost(),
         opts.flush_wait,
     )
@@ -1009,22 +1010,27 @@ async fn prepare(
 /// Waits until the agent's final export has reached the session's files: its events cost
 /// what the CLI says the session cost, or (the CLI printed no total, or some records never
 /// came — a CLI stopping at once may not flush its last events) the files have stopped
-/// growing. The agent has exited by now, so nothing arrives late for long.
+/// growing. The agent has exited by now, so nothing arrives late for long. `tally` is the
+/// one that followed the logs file during the session: only what came since is read.
 async fn wait_for_flush(
     files: [&Path; 2],
-    session_id: &str,
-    run_id: &str,
+    tally: &std::sync::Mutex<bench_telemetry::LiveTally>,
     cli_total: Option<f64>,
     max_wait: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + max_wait;
-    let mut tally = bench_telemetry::LiveTally::new(Some(session_id), Some(run_id));
     let mut last_lens = None;
     let mut stable_since = tokio::time::Instant::now();
     loop {
-        let _ = tally.poll_file(files[0]);
-        let snap = tally.snapshot();
+        let snap = match tally.lock() {
+            Ok(mut t) => {
+                let _ = t.poll_file(files[0]);
+                Some(t.snapshot())
+            }
+            Err(_) => None,
+        };
         if let Some(total) = cli_total
+            && let Some(snap) = snap
             && snap.api_calls > 0
             && (snap.cost_usd - total).abs() <= total.abs() * 1e-9 + 1e-12
         {
