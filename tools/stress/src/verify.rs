@@ -20,6 +20,11 @@ pub async fn connect(db_url: &str) -> Result<Client> {
             crate::http::check_loopback(name)?;
         }
     }
+    // `hostaddr` overrides the host name when connecting, so it must be local too.
+    for addr in config.get_hostaddrs() {
+        crate::http::check_loopback(&addr.to_string())
+            .context("the PostgreSQL URL's hostaddr is not on this machine")?;
+    }
     let (client, connection) = config.connect(NoTls).await.with_context(|| {
         format!(
             "cannot connect to {} (is PostgreSQL running?)",
@@ -107,6 +112,23 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_local_databases_are_connected_to() {
+        // Documentation-only addresses (TEST-NET): nothing is ever sent to them.
+        for url in [
+            "postgres://u:p@192.0.2.1:5432/db",
+            "postgres://u:p@127.0.0.1:5432/db?hostaddr=198.51.100.2",
+            "host=127.0.0.1 hostaddr=203.0.113.3 user=u dbname=db",
+        ] {
+            let err = connect(url).await.err().map(|e| format!("{e:#}"));
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("only loads 127.0.0.1")),
+                "{url}: {err:?}"
+            );
+        }
+    }
 
     #[test]
     fn redacts_passwords_only() {
