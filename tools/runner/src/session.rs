@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// The agent's stream-json transcript, inside the session folder.
-pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
+/// The agent's stream-json transcript, inside the session folder: where bench-telemetry
+/// looks for the CLI's result.
+pub use bench_telemetry::TRANSCRIPT_FILE;
 /// The agent's standard error, inside the session folder.
 pub const STDERR_FILE: &str = "agent-stderr.log";
 /// The agent's process id (also its process group) while it runs; removed when it ends.
