@@ -89,8 +89,47 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// A URL with its password replaced by `***`, for files and messages.
+/// A URL or connection string with its password replaced by `***`, for files and messages:
+/// the one in `user:password@` and any `password=` parameter (`?password=` in a URL,
+/// `password=...` in a `key=value` connection string).
 pub fn redact(url: &str) -> String {
+    let url = redact_userinfo(url);
+    let lower = url.to_ascii_lowercase();
+    let mut out = String::with_capacity(url.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("password") {
+        let key = from + found;
+        from = key + "password".len();
+        // Only a whole key: not part of a longer word, followed by `=` (spaces allowed).
+        let starts_key = key == 0 || !lower.as_bytes()[key - 1].is_ascii_alphanumeric();
+        let after = lower[from..].trim_start();
+        if !starts_key || !after.starts_with('=') {
+            continue;
+        }
+        let value_start = url.len() - after.len() + 1;
+        let value_start =
+            value_start + (url[value_start..].len() - url[value_start..].trim_start().len());
+        let rest = &url[value_start..];
+        let value_len = if let Some(quoted) = rest.strip_prefix('\'') {
+            quoted.find('\'').map_or(rest.len(), |end| end + 2)
+        } else {
+            rest.find(|c: char| c == '&' || c.is_whitespace())
+                .unwrap_or(rest.len())
+        };
+        if value_len == 0 {
+            continue;
+        }
+        out.push_str(&url[copied..value_start]);
+        out.push_str("***");
+        copied = value_start + value_len;
+        from = copied;
+    }
+    out.push_str(&url[copied..]);
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
@@ -141,6 +180,23 @@ mod tests {
             "postgres://u@127.0.0.1/db"
         );
         assert_eq!(redact("http://127.0.0.1:3000"), "http://127.0.0.1:3000");
+        assert_eq!(
+            redact("postgres://u@127.0.0.1/db?sslmode=disable&password=s3cret&x=1"),
+            "postgres://u@127.0.0.1/db?sslmode=disable&password=***&x=1"
+        );
+        assert_eq!(
+            redact("host=127.0.0.1 user=u password = 's3 cret' dbname=db"),
+            "host=127.0.0.1 user=u password = *** dbname=db"
+        );
+        assert_eq!(
+            redact("--db-url=host=127.0.0.1 PASSWORD=x"),
+            "--db-url=host=127.0.0.1 PASSWORD=***"
+        );
+        assert_eq!(
+            redact("--label=no-password-here"),
+            "--label=no-password-here",
+            "only key=value parameters are secrets"
+        );
         assert_eq!(quote("we\"ird"), "\"we\"\"ird\"");
     }
 }
