@@ -298,6 +298,29 @@ impl Drop for RawWriter {
     }
 }
 
+/// The session's earlier `cost-summary.json`, if it has one this tool may replace. One
+/// without `schemaVersion` is the original harness's (published figures), and one that
+/// does not parse is not ours either: both stop the command, untouched.
+fn earlier_summary(path: &Path) -> Result<Option<CostSummary>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let previous: CostSummary = read_json(path).with_context(|| {
+        format!(
+            "{} exists but is not a cost summary this tool can read; not overwriting it: move it away, then run again",
+            path.display()
+        )
+    })?;
+    if previous.schema_version.is_none() {
+        bail!(
+            "{} was written by the original harness (it has no schemaVersion): not overwriting published figures. \
+             Copy the session folder elsewhere (without cost-summary.json and COST_REPORT.md) to recompute it",
+            path.display()
+        );
+    }
+    Ok(Some(previous))
+}
+
 /// Computes one session's cost and writes `cost-summary.json` and `COST_REPORT.md` into
 /// `session_dir` (plus `raw-telemetry.jsonl` with [`Options::extract_raw`]).
 ///
@@ -323,6 +346,11 @@ pub fn summarize(session_dir: &Path, inputs: &Inputs, opts: &Options) -> Result<
             );
         }
     }
+
+    // An earlier summary is checked before anything is written: one this tool did not
+    // write (the original harness's published figures) is never replaced.
+    let summary_path = session_dir.join(SUMMARY_FILE);
+    let previous = earlier_summary(&summary_path)?;
 
     let raw_path = session_dir.join(RAW_FILE);
     if opts.extract_raw && raw_path.exists() && !files.iter().any(|f| same_file(f, &raw_path)) {
@@ -374,11 +402,8 @@ pub fn summarize(session_dir: &Path, inputs: &Inputs, opts: &Options) -> Result<
         i.result_file = cli_result.as_ref().map(|r| r.path.display().to_string());
     }
 
-    let summary_path = session_dir.join(SUMMARY_FILE);
     // Keep what other tools added to an earlier summary.
-    if summary_path.is_file()
-        && let Ok(previous) = read_json::<CostSummary>(&summary_path)
-    {
+    if let Some(previous) = previous {
         for (k, v) in previous.extra {
             summary.extra.entry(k).or_insert(v);
         }

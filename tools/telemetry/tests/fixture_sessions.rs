@@ -722,7 +722,8 @@ fn fields_other_tools_added_to_a_summary_survive_a_rerun() {
     let dir = session_dir(tmp.path(), PG, json!({}));
     std::fs::write(
         dir.join("cost-summary.json"),
-        json!({"totalCostUsd": 99.0, "reviewNote": "checked by hand"}).to_string(),
+        json!({"totalCostUsd": 99.0, "schemaVersion": 1, "reviewNote": "checked by hand"})
+            .to_string(),
     )
     .unwrap();
     // The same file named twice is read once.
@@ -735,6 +736,37 @@ fn fields_other_tools_added_to_a_summary_survive_a_rerun() {
     assert_eq!(cost.summary.inputs.as_ref().unwrap().files.len(), 2);
     assert_eq!(cost.summary.total_cost_usd, truth(PG).1);
     assert_eq!(cost.summary.extra["reviewNote"], "checked by hand");
+}
+
+#[test]
+fn a_published_or_unreadable_summary_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A session folder of the original harness's published run, as it was published.
+    let published = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/published-runs/spacetime-level1-20260406-153727");
+    let dir = tmp.path().join("published");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["metadata.json", "cost-summary.json"] {
+        std::fs::copy(published.join(name), dir.join(name)).unwrap();
+    }
+    let before = std::fs::read(dir.join("cost-summary.json")).unwrap();
+    let err = summarize(&dir, &both_files(None), &Options::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("original harness"), "{err:#}");
+    assert_eq!(
+        std::fs::read(dir.join("cost-summary.json")).unwrap(),
+        before
+    );
+    assert!(!dir.join("COST_REPORT.md").exists());
+
+    // A file there that is not a summary at all is left alone too.
+    let dir = session_dir(tmp.path(), PG, json!({}));
+    std::fs::write(dir.join("cost-summary.json"), "notes, not JSON\n").unwrap();
+    let err = summarize(&dir, &both_files(None), &Options::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("move it away"), "{err:#}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cost-summary.json")).unwrap(),
+        "notes, not JSON\n"
+    );
 }
 
 #[test]
