@@ -35,6 +35,13 @@ impl Scenario {
     }
 }
 
+/// At most this many connections (writers plus listeners): one per local port.
+pub const MAX_CONNECTIONS: usize = 65_535;
+/// At most this long for each of the duration, warm-up, timeout and drain.
+pub const MAX_PHASE: Duration = Duration::from_secs(24 * 3600);
+/// At most this many bytes of text per message (Socket.IO's default buffer is 1 MB).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
 /// Everything a scenario run needs to know.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -73,6 +80,42 @@ impl Plan {
         let (lo, hi) = self.cadence;
         if self.scenario == Scenario::Realistic && !(lo > 0.0 && hi >= lo && hi.is_finite()) {
             bail!("--cadence must be MIN..MAX seconds with 0 < MIN <= MAX");
+        }
+        // Every run stops by itself in bounded time and memory (the time series keeps one
+        // slot per second; each connection is a local port).
+        if self.writers + self.listeners > MAX_CONNECTIONS {
+            bail!(
+                "--writers plus --listeners is {}, above the {MAX_CONNECTIONS} connections one \
+                 machine can open to one local port: use fewer",
+                self.writers + self.listeners
+            );
+        }
+        if self.message_bytes > MAX_MESSAGE_BYTES {
+            bail!("--message-bytes must be at most {MAX_MESSAGE_BYTES} (1 MiB)");
+        }
+        for (flag, value) in [
+            ("duration", self.duration),
+            ("warmup", self.warmup),
+            ("timeout", self.timeout),
+            ("drain", self.drain),
+        ] {
+            if value > MAX_PHASE {
+                bail!(
+                    "--{flag} must be at most {} seconds (a day)",
+                    MAX_PHASE.as_secs()
+                );
+            }
+        }
+        let day = MAX_PHASE.as_secs_f64();
+        if self.scenario == Scenario::Rate && self.writers as f64 / self.rate > day {
+            bail!(
+                "--rate {}: each of the {} writers would send less than once a day; raise --rate",
+                self.rate,
+                self.writers
+            );
+        }
+        if self.scenario == Scenario::Realistic && hi > day {
+            bail!("--cadence MAX must be at most {day} seconds (a day)");
         }
         Ok(())
     }
@@ -534,6 +577,53 @@ async fn listener_task<L: Listener>(mut l: L, mut ctx: ListenerCtx) -> TaskStats
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plans_that_would_not_end_or_fit_are_refused() {
+        let ok = Plan {
+            scenario: Scenario::Stress,
+            duration: Duration::from_secs(30),
+            warmup: Duration::from_secs(5),
+            writers: 20,
+            listeners: 1,
+            in_flight: 8,
+            rate: 0.0,
+            cadence: (5.0, 15.0),
+            seed: 1,
+            message_bytes: 64,
+            timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(10),
+            progress: false,
+        };
+        ok.check().unwrap();
+        let refused = |change: &dyn Fn(&mut Plan), flag: &str| {
+            let mut plan = ok.clone();
+            change(&mut plan);
+            let err = format!("{:#}", plan.check().unwrap_err());
+            assert!(err.contains(flag), "{flag}: {err}");
+        };
+        refused(
+            &|p| p.duration = Duration::from_secs(1_000_000),
+            "--duration",
+        );
+        refused(&|p| p.drain = Duration::from_secs(90_000), "--drain");
+        refused(&|p| p.writers = 70_000, "--writers");
+        refused(&|p| p.message_bytes = 1 << 30, "--message-bytes");
+        refused(
+            &|p| {
+                p.scenario = Scenario::Rate;
+                p.rate = 1e-300;
+            },
+            "--rate",
+        );
+        refused(
+            &|p| {
+                p.scenario = Scenario::Realistic;
+                p.cadence = (1.0, 1e300);
+            },
+            "--cadence",
+        );
+    }
 
     #[test]
     fn in_flight_tracks_out_of_order_answers() {
