@@ -12,7 +12,8 @@ use crate::{Inputs, Options, SessionCost, summarize};
 #[command(after_help = "\
 Writes cost-summary.json and COST_REPORT.md into the session folder. With no --logs/--metrics,
 the folder's raw-telemetry.jsonl is read. The CLI's result object is taken from --result, else
-from the folder's transcript.jsonl (stream-json) or result.json.")]
+from the folder's transcript.jsonl (stream-json) or result.json. A cost-summary.json this tool
+did not write (the original harness's, without schemaVersion) is never replaced.")]
 pub struct Args {
     /// Session folder holding metadata.json (as written by bench-run).
     pub session_dir: PathBuf,
