@@ -112,10 +112,20 @@ pub fn parse_session_dir_name(name: &str) -> Option<DirName> {
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     let level = digits.parse().ok()?;
     let after = &rest[digits.len()..];
+    // `YYYYMMDD-HHMMSS`; `get` because a folder name may hold any character.
     let timestamp = after
         .strip_prefix('-')
-        .filter(|t| t.len() >= 15 && t.as_bytes()[8] == b'-')
-        .map(|t| t[..15].to_string());
+        .and_then(|t| t.get(..15))
+        .filter(|t| {
+            t.bytes().enumerate().all(|(i, b)| {
+                if i == 8 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+        })
+        .map(str::to_string);
     Some(DirName {
         phase,
         level,
@@ -561,6 +571,14 @@ mod tests {
             Some((Phase::Fix, 12))
         );
         assert_eq!(parse_session_dir_name("notes"), None);
+        // A renamed folder: no timestamp, and no panic on a character cut in half.
+        let odd = parse_session_dir_name("postgres-level1-2026040é-153732").unwrap();
+        assert_eq!(
+            (odd.phase, odd.level, odd.timestamp),
+            (Phase::Generate, 1, None)
+        );
+        let odd = parse_session_dir_name("postgres-level1-20260406-15373é").unwrap();
+        assert_eq!(odd.timestamp, None);
     }
 
     #[test]
