@@ -51,7 +51,9 @@ impl NoopServer {
         let listener = runtime
             .block_on(TcpListener::bind(("127.0.0.1", port)))
             .with_context(|| format!("cannot listen on 127.0.0.1:{port} (is the port taken?)"))?;
-        let addr = listener.local_addr()?;
+        let addr = listener
+            .local_addr()
+            .context("the no-op server's socket has no local address")?;
         let state = Arc::new(State::default());
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {

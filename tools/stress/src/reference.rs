@@ -29,17 +29,24 @@ fn target_dir() -> PathBuf {
 pub fn prepare() -> Result<PathBuf> {
     let dir = target_dir().join("stress-reference-server");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let lock_file = std::fs::File::create(dir.join(".install.lock"))?;
-    // SAFETY: flock on a file descriptor we own; released when the file is closed.
-    unsafe {
-        libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock_file), libc::LOCK_EX);
-    }
+    let lock_path = dir.join(".install.lock");
+    let lock_file = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    // Held until `lock_file` is dropped: one install at a time across parallel tests.
+    lock_file
+        .lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     for name in FILES {
         let from = source_dir().join(name);
         std::fs::copy(&from, dir.join(name))
             .with_context(|| format!("cannot copy {}", from.display()))?;
     }
-    let lock = std::fs::read(dir.join("package-lock.json"))?;
+    let lock = std::fs::read(dir.join("package-lock.json")).with_context(|| {
+        format!(
+            "cannot read the package-lock.json just copied into {}",
+            dir.display()
+        )
+    })?;
     let hash = format!("{:x}", Sha256::digest(&lock));
     let stamp = dir.join("node_modules/.bench-lock-sha256");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(hash.as_str()) {
@@ -64,7 +71,12 @@ pub fn prepare() -> Result<PathBuf> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    std::fs::write(&stamp, hash)?;
+    std::fs::write(&stamp, hash).with_context(|| {
+        format!(
+            "npm ci worked, but its stamp {} cannot be written",
+            stamp.display()
+        )
+    })?;
     Ok(dir)
 }
 
