@@ -196,7 +196,7 @@ impl Content {
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
         {
-            let entry = entry?;
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
             if entry.path().join("backend.toml").is_file() {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
@@ -557,7 +557,7 @@ fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> 
         )
     })?;
     for e in entries {
-        let e = e?;
+        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = e.file_name();
         let name_text = name.to_string_lossy();
         // Editor and OS leftovers are not content.
@@ -565,7 +565,9 @@ fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> 
             continue;
         }
         let child = rel.join(&name);
-        let kind = e.file_type()?;
+        let kind = e
+            .file_type()
+            .with_context(|| format!("cannot stat {}", e.path().display()))?;
         if kind.is_dir() {
             collect_files(root, &child, out)?;
         } else if kind.is_file() {

@@ -136,7 +136,9 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
         {
             let entry = entry.with_context(|| format!("cannot list {}", here.display()))?;
             let child = rel.join(entry.file_name());
-            let kind = entry.file_type()?;
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("cannot stat {}", entry.path().display()))?;
             if kind.is_dir() {
                 stack.push(child);
             } else if kind.is_file() && child != Path::new(MANIFEST) {
