@@ -143,14 +143,34 @@ pub fn save(dir: &Path, result: &StressResult) -> Result<PathBuf> {
         Some(l) => format!("{}-{}", sanitize(l), result.scenario),
         None => result.scenario.clone(),
     };
-    let mut path = dir.join(format!("{stem}-{stamp}.json"));
-    let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = dir.join(format!("{stem}-{stamp}-{n}.json"));
-    }
+    let path = claim_new_file(dir, &format!("{stem}-{stamp}"))?;
     bench_formats::write_json(&path, result)?;
     Ok(path)
+}
+
+/// Creates `<name>.json` in `dir`, or `<name>-2.json`, `-3`, ... when taken, with
+/// create_new: two runs finishing in the same second, or a file someone put there, are
+/// never replaced. The caller then writes over its own empty file.
+fn claim_new_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let mut n = 1;
+    loop {
+        let path = match n {
+            1 => dir.join(format!("{name}.json")),
+            _ => dir.join(format!("{name}-{n}.json")),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => return Ok(path),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot create the result file {}", path.display()));
+            }
+        }
+    }
 }
 
 fn sanitize(s: &str) -> String {
@@ -378,5 +398,25 @@ mod tests {
         assert_eq!(fmt_us(4_150), "4.2 ms");
         assert_eq!(fmt_us(1_200_000), "1.20 s");
         assert_eq!(sanitize("as shipped/1"), "as_shipped_1");
+    }
+
+    #[test]
+    fn result_names_never_replace_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stress-x.json"), "mine").unwrap();
+        let second = claim_new_file(dir.path(), "stress-x").unwrap();
+        let third = claim_new_file(dir.path(), "stress-x").unwrap();
+        assert_eq!(second, dir.path().join("stress-x-2.json"));
+        assert_eq!(third, dir.path().join("stress-x-3.json"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("stress-x.json")).unwrap(),
+            "mine"
+        );
+        let missing = dir.path().join("no-such-folder");
+        let err = claim_new_file(&missing, "stress-x").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot create the result file"),
+            "{err:#}"
+        );
     }
 }
