@@ -233,6 +233,15 @@ pub fn run_tag() -> String {
 pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
     let kind = args.backend.context("give --backend")?;
     let plan = args.plan()?;
+    // Checked before the run, not after it: an adapter file may be hand-written and commented.
+    if let Some(path) = &args.save_adapter
+        && path.exists()
+    {
+        bail!(
+            "--save-adapter {} already exists: give a new file name, or delete it first",
+            path.display()
+        );
+    }
     let started_at = report::now_rfc3339();
     let marker = Arc::new(Marker::new(&run_tag()));
     let cpu = CpuMeter::default();

@@ -263,6 +263,25 @@ fn probing_finds_the_other_common_shape() {
     assert_eq!(saved.socket.ack, bench_stress::adapter::AckMode::Echo);
     assert_eq!(saved.users.token.as_deref(), Some("token"));
     assert_eq!(saved.rooms.headers["Authorization"], "Bearer {token}");
+
+    // A second run never overwrites the saved (maybe since hand-edited) adapter.
+    let before = std::fs::read(&adapter_file).unwrap();
+    let err = run_once(&args(
+        out.path(),
+        &[
+            "--backend",
+            "postgres",
+            "--url",
+            &server.url(),
+            "--adapter",
+            adapter_file.to_str().unwrap(),
+            "--save-adapter",
+            adapter_file.to_str().unwrap(),
+        ],
+    ))
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+    assert_eq!(std::fs::read(&adapter_file).unwrap(), before);
 }
 
 #[test]
