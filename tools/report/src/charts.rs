@@ -25,11 +25,6 @@ pub fn color_of(backend: &str, index: usize) -> RGBColor {
     }
 }
 
-/// CSS hex of a colour.
-pub fn hex(c: RGBColor) -> String {
-    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
-}
-
 const W: u32 = 520;
 const H: u32 = 340;
 

@@ -1031,8 +1031,3 @@ pub fn to_html(doc: &[Block], title: &str) -> String {
         esc(title)
     )
 }
-
-/// Backend colours as CSS (for legends outside charts).
-pub fn backend_color(backend: &str, index: usize) -> String {
-    charts::hex(charts::color_of(backend, index))
-}

@@ -1,7 +1,7 @@
 //! Running the agent CLI for one session: its command line and environment, its transcript,
 //! progress on the terminal, and how it ends (exit, timeout, interruption).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -446,17 +446,6 @@ fn spinner(inv: &AgentInvocation) -> indicatif::ProgressBar {
 
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
-}
-
-/// Reads a transcript file back (for sessions whose process state is gone).
-pub fn read_transcript(path: &Path, marker: &str) -> Result<Live> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut live = Live::default();
-    for line in text.lines() {
-        live.observe(line, marker);
-    }
-    Ok(live)
 }
 
 #[cfg(test)]

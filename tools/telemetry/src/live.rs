@@ -5,7 +5,6 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use bench_formats::SessionMetadata;
 
 use crate::lines::DEFAULT_MAX_LINE;
 use crate::scan::{Collected, LineOutcome, LineProcessor, Target};
@@ -59,11 +58,6 @@ impl LiveTally {
             offset: 0,
             snapshot: LiveSnapshot::default(),
         }
-    }
-
-    /// A tally for the session a `metadata.json` describes.
-    pub fn for_metadata(meta: &SessionMetadata) -> LiveTally {
-        LiveTally::new(meta.session_id.as_deref(), meta.run_id.as_deref())
     }
 
     /// Feeds new bytes of the JSONL stream (lines may be split anywhere).
