@@ -36,7 +36,9 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let vars: BTreeMap<String, String> = args.vars.into_iter().collect();
-    let script = Script::load(&args.script)?.render(&vars)?;
+    let script = Script::load(&args.script)?
+        .render(&vars)
+        .context("give every placeholder a value with --var NAME=VALUE")?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let handle = ScriptedApi::start(Some(script), addr).await?;
     if let Some(log) = &args.log {
