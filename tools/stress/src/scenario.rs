@@ -551,8 +551,12 @@ async fn listener_task<L: Listener>(mut l: L, mut ctx: ListenerCtx) -> TaskStats
                     Ok((text, now)) => {
                         let timeline = ctx.timeline;
                         ctx.marker.find_all(&text, |w, s, t_us| {
+                            // The marker comes back from the app: a mangled time must not panic.
+                            let sent_at = Duration::from_micros(t_us);
+                            let Some(origin) = timeline.start.checked_add(sent_at) else {
+                                return;
+                            };
                             if seen.insert((w, s)) {
-                                let origin = timeline.start + Duration::from_micros(t_us);
                                 stats.delivered(&ctx.series, &timeline, origin, now);
                             }
                         });
