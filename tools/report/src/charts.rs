@@ -257,14 +257,7 @@ where
         let x0 = g as f64 + 0.1 + s as f64 * width;
         (x0, x0 + width * 0.92)
     };
-    let label_of = |x: &f64| {
-        let i = x.floor() as usize;
-        if (x - x.floor() - 0.5).abs() < 1e-6 {
-            groups.get(i).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
+    let label_of = |x: &f64| centre_label(groups, *x);
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -295,6 +288,16 @@ where
     draw_legend(chart, legend)
 }
 
+/// The x-axis label of a bar chart whose category `i` spans `i..i+1`: its name at the
+/// centre tick, nothing at the others.
+fn centre_label(names: &[String], x: f64) -> String {
+    if (x - x.floor() - 0.5).abs() < 1e-6 {
+        names.get(x.floor() as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 /// One stacked bar per category: `parts = [(part name, colour, value per category)]`.
 /// `whiskers[c]`, when given, draws an interval (e.g. the 95 % CI of the total) on bar `c`.
 pub fn stacked_bars(
@@ -319,14 +322,7 @@ pub fn stacked_bars(
             .copied()
             .chain(whiskers.iter().flatten().map(|w| w[1]))
             .fold(0.0, f64::max);
-        let label_of = |x: &f64| {
-            let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 1e-6 {
-                categories.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
+        let label_of = |x: &f64| centre_label(categories, *x);
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 18))
             .margin(12)
