@@ -132,8 +132,15 @@ async fn request_inner(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    let sent = format!(
+        "sending {method} {path} to {} (did the app close the connection?)",
+        base.http("")
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .context(sent.clone())?;
+    stream.write_all(body.as_bytes()).await.context(sent)?;
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)
