@@ -323,6 +323,11 @@ fn event_name<'b>(rec: &'b LogRecord<'_>) -> Option<&'b str> {
     Some(name.strip_prefix("claude_code.").unwrap_or(name))
 }
 
+/// A resource's attributes (none when the export has no resource).
+fn resource_attrs<'b, 'a>(resource: &'b Option<otlp::Resource<'a>>) -> &'b [KeyValue<'a>] {
+    resource.as_ref().map_or(&[], |r| r.attributes.as_slice())
+}
+
 fn resource_tags<'b>(attrs: &'b [KeyValue<'_>]) -> (Option<&'b str>, Option<&'b str>) {
     (
         otlp::attr_str(attrs, "session.id"),
@@ -388,11 +393,7 @@ fn process_export(line: &ExportLine<'_>, target: &Target, out: &mut Collected) -
     let mut m = LineMatches::default();
     let mut key_buf = String::new();
     for (ri, rl) in line.resource_logs.iter().flatten().enumerate() {
-        let res_attrs = rl
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
+        let res_attrs = resource_attrs(&rl.resource);
         let (res_sid, res_rid) = resource_tags(res_attrs);
         for (si, sl) in rl.scope_logs.iter().enumerate() {
             for (li, rec) in sl.log_records.iter().enumerate() {
@@ -420,11 +421,7 @@ fn process_export(line: &ExportLine<'_>, target: &Target, out: &mut Collected) -
         }
     }
     for (ri, rm) in line.resource_metrics.iter().flatten().enumerate() {
-        let res_attrs = rm
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
+        let res_attrs = resource_attrs(&rm.resource);
         let (res_sid, res_rid) = resource_tags(res_attrs);
         for (si, sm) in rm.scope_metrics.iter().enumerate() {
             for (mi, metric) in sm.metrics.iter().enumerate() {
