@@ -59,6 +59,16 @@ fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
     std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
 
+/// How a check report judged one figure (the figure must be listed).
+fn outcome_of(report: &bench_report::check::CheckReport, figure: &str) -> Outcome {
+    report
+        .rows
+        .iter()
+        .find(|r| r.figure == figure)
+        .map(|r| r.outcome.clone())
+        .unwrap_or_else(|| panic!("{figure} not listed"))
+}
+
 #[test]
 fn published_run_totals_calls_time_and_tokens() {
     let m = metrics_of(&fixture());
@@ -193,14 +203,7 @@ fn check_passes_on_the_published_report() {
         "{}",
         bench_report::check::CheckReport::table(report.disagreements())
     );
-    let outcome = |figure: &str| {
-        report
-            .rows
-            .iter()
-            .find(|r| r.figure == figure)
-            .map(|r| r.outcome.clone())
-            .unwrap_or_else(|| panic!("{figure} not listed"))
-    };
+    let outcome = |figure: &str| outcome_of(&report, figure);
     for figure in [
         "cost.spacetime.total_usd",
         "cost.spacetime.upgrades_usd",
@@ -837,15 +840,7 @@ fn check_reads_the_original_metrics_data_shape() {
         "{}",
         bench_report::check::CheckReport::table(report.disagreements())
     );
-    let outcome = |f: &str| {
-        report
-            .rows
-            .iter()
-            .find(|r| r.figure == f)
-            .unwrap_or_else(|| panic!("{f}"))
-            .outcome
-            .clone()
-    };
+    let outcome = |figure: &str| outcome_of(&report, figure);
     for f in [
         "cost.postgres.fixes",
         "tokens.spacetime.api_calls",
