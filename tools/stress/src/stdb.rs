@@ -183,6 +183,8 @@ pub struct StdbBackend {
     schema: Arc<ModuleSchema>,
     shape: Shape,
     room_id: Value,
+    /// `<room column> = <room id as a SQL literal>` (string ids in single quotes).
+    room_filter: String,
     room: String,
     run: String,
 }
@@ -233,10 +235,19 @@ impl StdbBackend {
 
     fn room_query(&self) -> String {
         format!(
-            "SELECT * FROM {} WHERE {} = {}",
-            self.shape.message_table, self.shape.room_column, self.room_id
+            "SELECT * FROM {} WHERE {}",
+            self.shape.message_table, self.room_filter
         )
     }
+}
+
+/// The SQL condition selecting the bench room's messages. The id is written as a SQL literal:
+/// a module keyed by name has string ids, which JSON would put in double quotes (an
+/// identifier in SQL).
+fn room_filter(room_column: &str, room_id: &Value) -> Result<String> {
+    let literal = stdb_client::chat::sql_literal(room_id)
+        .with_context(|| format!("the bench room's id {room_id} cannot be used in SQL"))?;
+    Ok(format!("{room_column} = {literal}"))
 }
 
 /// Reads the schema, creates the bench room and finds its id.
@@ -310,6 +321,7 @@ pub async fn prepare(setup: StdbSetup<'_>) -> Result<(StdbBackend, Vec<String>)>
         rows => bail!("expected one room named {room}, found {}", rows.len()),
     };
     notes.push(format!("created room {room:?} (id {room_id})"));
+    let room_filter = room_filter(&shape.room_column, &room_id)?;
     creator.close();
     Ok((
         StdbBackend {
@@ -318,6 +330,7 @@ pub async fn prepare(setup: StdbSetup<'_>) -> Result<(StdbBackend, Vec<String>)>
             schema,
             shape,
             room_id,
+            room_filter,
             room,
             run: marker.run().to_string(),
         },
@@ -450,13 +463,13 @@ impl Backend for StdbBackend {
 
     async fn committed(&self, _marker: &Marker) -> Result<Option<Committed>> {
         // The room is new and only this run writes to it: its message count is the run's.
-        let filter = format!("{} = {}", self.shape.room_column, self.room_id);
+        let filter = &self.room_filter;
         let n = stdb_client::count_rows(
             &self.url,
             &self.database,
             None,
             &self.shape.message_table,
-            Some(&filter),
+            Some(filter),
         )
         .await?;
         Ok(Some(Committed {
@@ -467,5 +480,20 @@ impl Backend for StdbBackend {
                 self.shape.message_table
             ),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_filters_quote_string_ids_as_sql_strings() {
+        assert_eq!(room_filter("room_id", &json!(7)).unwrap(), "room_id = 7");
+        assert_eq!(
+            room_filter("room", &json!("bench-1f'x")).unwrap(),
+            "room = 'bench-1f''x'"
+        );
+        assert!(room_filter("room_id", &json!({"id": 1})).is_err());
     }
 }
