@@ -171,6 +171,18 @@ impl Script {
                 "the last turn must be text only (it ends the session); add a final [[turn]] with `text`"
             );
         }
+        // A text-only turn ends the session, so one before the last leaves the rest unplayed.
+        if let Some(i) = self.turns[..self.turns.len() - 1]
+            .iter()
+            .position(|t| t.tools.is_empty())
+        {
+            bail!(
+                "turn {} is text only, which ends the session: the {} turn(s) after it would never be played \
+                 (give it a [[turn.tool]], or merge its text into the next turn)",
+                i + 1,
+                self.turns.len() - 1 - i
+            );
+        }
         Ok(())
     }
 
@@ -356,6 +368,9 @@ mod tests {
         let empty = "[[turn]]\nusage = { input = 1 }\n";
         let err = format!("{:#}", Script::parse(empty).unwrap_err());
         assert!(err.contains("neither text nor tool"), "{err}");
+        let early_end = "[[turn]]\ntext = \"a\"\n[[turn]]\ntext = \"b\"\n";
+        let err = format!("{:#}", Script::parse(early_end).unwrap_err());
+        assert!(err.contains("turn 1 is text only"), "{err}");
         let typo = "[[turn]]\ntext = \"x\"\nusage = { inptu = 1 }\n";
         assert!(Script::parse(typo).is_err());
     }
