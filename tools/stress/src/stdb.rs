@@ -241,6 +241,27 @@ impl StdbBackend {
     }
 }
 
+/// The room table's column holding the name given to the create-room reducer: the column
+/// named like the reducer's parameter, else the table's only text column.
+fn room_name_column(table: &TableSchema, param: &str) -> Result<String> {
+    if table.columns.iter().any(|c| c.name == param) {
+        return Ok(param.to_string());
+    }
+    let mut text = table
+        .columns
+        .iter()
+        .filter(|c| matches!(c.ty, stdb_client::AlgebraicType::String));
+    match (text.next(), text.next()) {
+        (Some(only), None) => Ok(only.name.clone()),
+        _ => bail!(
+            "cannot tell which column of {} holds the room name (the create-room parameter is \
+             `{param}`): name the table in the adapter's room_table, or give its columns the \
+             parameter's name",
+            table.describe()
+        ),
+    }
+}
+
 /// The SQL condition selecting the bench room's messages. The id is written as a SQL literal:
 /// a module keyed by name has string ids, which JSON would put in double quotes (an
 /// identifier in SQL).
@@ -302,9 +323,10 @@ pub async fn prepare(setup: StdbSetup<'_>) -> Result<(StdbBackend, Vec<String>)>
         .await?
         .into_committed()
         .context("creating the bench room")?;
+    let name_column = room_name_column(schema.table(&shape.room_table)?, &shape.create_room.1)?;
     let query = format!(
-        "SELECT * FROM {} WHERE {} = '{room}'",
-        shape.room_table, shape.create_room.1
+        "SELECT * FROM {} WHERE {name_column} = '{room}'",
+        shape.room_table
     );
     let result = stdb_client::sql(url, database, None, &query).await?;
     let stmt = result
@@ -486,6 +508,20 @@ impl Backend for StdbBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_room_name_column_follows_the_table_not_only_the_parameter() {
+        let schema = ModuleSchema::from_raw(stdb_client::test_server::chat_module_def()).unwrap();
+        let room = schema.table("room").unwrap();
+        assert_eq!(room_name_column(room, "name").unwrap(), "name");
+        assert_eq!(room_name_column(room, "room_name").unwrap(), "name");
+        let user = schema.table("user").unwrap();
+        let err = format!("{:#}", room_name_column(user, "title").unwrap_err());
+        assert!(
+            err.contains("room name") && err.contains("`title`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn room_filters_quote_string_ids_as_sql_strings() {
