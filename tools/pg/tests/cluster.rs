@@ -79,12 +79,23 @@ fn several_throwaway_clusters_run_side_by_side() {
     }
 }
 
+/// Stops a persistent server when the test ends, even when an assertion failed half-way
+/// (the temporary folder goes, and a server left running would keep its port and memory).
+struct StopOnDrop(std::path::PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = PgCluster::stop_data_dir(&self.0);
+    }
+}
+
 #[test]
 fn persistent_cluster_survives_drop_and_is_reused() {
     let root = tempfile::tempdir().unwrap();
     // The server's OS user must be able to reach the data folder.
     fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let data_dir = root.path().join("pg").join("data");
+    let _stop = StopOnDrop(data_dir.clone());
     let creds = Credentials {
         user: "bench".into(),
         password: "s3cret:@/".into(),
