@@ -18,6 +18,20 @@ fn repo_root() -> tempfile::TempDir {
     dir
 }
 
+/// Runs `down` when the test ends, even after a failed assertion, so that no receiver or
+/// PostgreSQL process outlives the test (their state folder is about to be deleted).
+struct DownOnDrop<'a>(&'a Path);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("down")
+            .env("BENCH_ROOT", self.0)
+            .env_remove("BENCH_INFRA_EXE")
+            .output();
+    }
+}
+
 fn free_ports() -> Ports {
     Ports {
         otlp_grpc: bench_pg::free_port().unwrap(),
@@ -93,6 +107,7 @@ const LOG_LINE: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"ru
 #[test]
 fn up_status_down_with_the_embedded_services() {
     let root = repo_root();
+    let _down = DownOnDrop(root.path());
     let ports = free_ports();
     let (g, h, p) = (
         ports.otlp_grpc.to_string(),
@@ -216,6 +231,7 @@ fn up_status_down_with_the_embedded_services() {
 #[test]
 fn up_refuses_a_port_taken_by_someone_else() {
     let root = repo_root();
+    let _down = DownOnDrop(root.path());
     let ports = free_ports();
     let squatter = std::net::TcpListener::bind(("127.0.0.1", ports.otlp_http)).unwrap();
     let out = infra(
@@ -345,6 +361,7 @@ fn preflight_names_each_problem_with_its_fix() {
 #[test]
 fn parallel_ups_share_one_receiver() {
     let root = repo_root();
+    let _down = DownOnDrop(root.path());
     let ports = free_ports();
     let (g, h) = (ports.otlp_grpc.to_string(), ports.otlp_http.to_string());
     let args = [
