@@ -295,9 +295,10 @@ pub fn start_mongo(layout: &Layout, port: u16) -> Result<(MongoState, bool)> {
         if Instant::now() > deadline {
             let _ = process::terminate(pid, Duration::from_secs(5));
             bail!(
-                "mongod did not accept connections on port {port} within {}s; its log {}",
+                "mongod did not accept connections on port {port} within {}s; its log {}:\n{}",
                 MONGOD_START_LIMIT.as_secs(),
-                log.display()
+                log.display(),
+                process::tail(&log, 15)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
