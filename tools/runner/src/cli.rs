@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, env = "ANTHROPIC_MODEL", default_value = run::DEFAULT_MODEL)]
     pub model: String,
     /// Stop the session once it has spent this much (passed to the agent CLI).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = parse_budget)]
     pub max_budget_usd: Option<f64>,
     /// Stop the agent after this long: `90m`, `2h`, `1h30m`, `45s` or seconds.
     #[arg(long, default_value = "4h", value_parser = parse_duration)]
@@ -99,6 +99,16 @@ pub struct Args {
     /// The folder that receiver writes (with sessions/SESSION_ID/logs.jsonl per session).
     #[arg(long, value_name = "DIR", requires = "otlp_endpoint")]
     pub telemetry_dir: Option<PathBuf>,
+}
+
+/// A spending cap in USD: a number above zero.
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd > 0.0 => Ok(usd),
+        _ => Err(format!(
+            "{text}: give an amount in USD above zero, e.g. 5 or 2.50"
+        )),
+    }
 }
 
 /// Parses `90m`, `2h`, `1h30m`, `45s`, `1500ms` or a plain number of seconds.
@@ -504,5 +514,15 @@ mod tests {
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn the_budget_is_an_amount_above_zero() {
+        let ok = parse("--backend postgres --max-budget-usd 2.5").unwrap();
+        assert_eq!(ok.max_budget_usd, Some(2.5));
+        for bad in ["0", "-1", "NaN", "five"] {
+            let err = parse(&format!("--backend postgres --max-budget-usd={bad}")).unwrap_err();
+            assert!(err.contains("above zero"), "{bad}: {err}");
+        }
     }
 }
