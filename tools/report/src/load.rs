@@ -254,6 +254,20 @@ fn load_backend(dir: &Path) -> Result<BackendRun> {
             .cmp(&b.started)
             .then_with(|| a.run_id.cmp(&b.run_id))
     });
+    if backend.apps.len() > 1 {
+        backend.warnings.push(format!(
+            "{}: {} app folders ({}); their sessions are added up as one run's figures \
+             (for separate figures, keep each app in a run folder of its own)",
+            results.display(),
+            backend.apps.len(),
+            backend
+                .apps
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let single_app = (backend.apps.len() == 1).then(|| backend.apps[0].name.clone());
     for s in &mut backend.sessions {
         if s.app.is_none() {

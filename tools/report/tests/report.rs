@@ -974,6 +974,16 @@ fn a_run_of_this_project_reads_as_written() {
         vec![Some(0), Some(1)]
     );
     assert_eq!(pg.quality.zero_bug_levels, Some(1));
+
+    // A second app in the same backend folder (bench-run puts parallel run indexes of one
+    // backend there): its sessions would be summed with the first app's, and the report says so.
+    std::fs::create_dir(dir.join("postgres/results/chat-app-20261124-120000")).unwrap();
+    let m = metrics_of(&dir);
+    assert!(
+        m.warnings.iter().any(|w| w.contains("2 app folders")),
+        "{:#?}",
+        m.warnings
+    );
 }
 
 #[test]
