@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 /// The repository root: `$BENCH_ROOT` when set, else the nearest folder at or above the
 /// current directory that holds both `Cargo.toml` and `xtask/`.
@@ -10,7 +10,9 @@ pub fn repo_root() -> Result<PathBuf> {
     if let Some(root) = std::env::var_os("BENCH_ROOT") {
         return Ok(PathBuf::from(root));
     }
-    let cwd = std::env::current_dir()?;
+    let cwd = std::env::current_dir().context(
+        "cannot read the current directory: run from the repository (or set BENCH_ROOT to it)",
+    )?;
     match find_root(&cwd) {
         Some(root) => Ok(root.to_path_buf()),
         None => bail!(
