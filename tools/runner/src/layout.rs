@@ -30,15 +30,19 @@ pub fn run_id(backend: &str, phase: Phase, level: u32, ts: &str) -> String {
     }
 }
 
-/// The backend folder of a new app: `runs/<variant>-<date>[-N]/<backend>`. Runs of other
-/// run indexes on the same day share a folder; a second app with the same backend and run
-/// index on the same day gets the next `-N`.
+/// The backend folder of a new app: `runs/<variant>-<date>[-N]/<backend>`, claimed for it.
+///
+/// A run folder holds one app per backend, so that a run compares backends and each
+/// repetition (another `--run-index`, or the same one later that day) is a run of its own
+/// that `bench-report` can put in its statistics instead of adding two apps together. The
+/// claim is the creation of `<backend>/results/`, which only one caller can win: parallel
+/// runs starting together end up in different folders, and a folder some other tool made
+/// (a published run, say) is never written into.
 pub fn backend_dir_for_new_app(
     runs_dir: &Path,
     variant: &str,
     date: &str,
     backend: &str,
-    run_index: u32,
 ) -> Result<PathBuf> {
     for n in 1..10_000u32 {
         let name = if n == 1 {
@@ -47,36 +51,21 @@ pub fn backend_dir_for_new_app(
             format!("{variant}-{date}-{n}")
         };
         let dir = runs_dir.join(name).join(backend);
-        if !has_app_with_run_index(&dir, run_index)? {
-            return Ok(dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        match std::fs::create_dir(dir.join("results")) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create {}", dir.join("results").display()));
+            }
         }
     }
     bail!(
         "too many runs under {} for {variant} on {date}",
         runs_dir.display()
     )
-}
-
-fn has_app_with_run_index(backend_dir: &Path, run_index: u32) -> Result<bool> {
-    let results = backend_dir.join("results");
-    let entries = match std::fs::read_dir(&results) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("cannot list {}", results.display())),
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", results.display()))?;
-        let state_path = entry.path().join(STATE_FILE);
-        if !state_path.is_file() {
-            // Not (yet) a bench-run app: a parallel run may be creating it right now.
-            continue;
-        }
-        match bench_formats::read_json::<AppState>(&state_path) {
-            Ok(state) if state.run_index != run_index => {}
-            _ => return Ok(true),
-        }
-    }
-    Ok(false)
 }
 
 /// Creates `results/chat-app-<ts>` (or `…-<ts>-2`, … if taken) and returns it.
@@ -257,21 +246,32 @@ mod tests {
     }
 
     #[test]
-    fn new_apps_share_a_day_folder_across_run_indexes_but_not_within_one() {
+    fn each_new_app_claims_a_run_folder_of_its_own() {
         let tmp = tempfile::tempdir().unwrap();
         let runs = tmp.path();
         let first =
-            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "postgres", 0).unwrap();
+            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "postgres").unwrap();
         assert!(first.ends_with("sequential-upgrade-20260406/postgres"));
         let app = create_app_dir(&first, "20260406-100000").unwrap();
         save_state(&app, &state(0)).unwrap();
 
-        let other_index =
-            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "postgres", 1).unwrap();
-        assert_eq!(other_index, first);
-        let same_index =
-            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "postgres", 0).unwrap();
-        assert!(same_index.ends_with("sequential-upgrade-20260406-2/postgres"));
+        // Another backend joins the same run; another app of the same backend (a parallel
+        // run index, or a repetition) starts a run of its own.
+        let other_backend =
+            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "spacetime").unwrap();
+        assert!(other_backend.ends_with("sequential-upgrade-20260406/spacetime"));
+        let second =
+            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "postgres").unwrap();
+        assert!(second.ends_with("sequential-upgrade-20260406-2/postgres"));
+        let third =
+            backend_dir_for_new_app(runs, "sequential-upgrade", "20260406", "postgres").unwrap();
+        assert!(third.ends_with("sequential-upgrade-20260406-3/postgres"));
+
+        // A folder another tool made (no claim by this harness) is never written into.
+        let foreign = runs.join("one-shot-20260406/postgres/results/chat-app-x");
+        std::fs::create_dir_all(&foreign).unwrap();
+        let fresh = backend_dir_for_new_app(runs, "one-shot", "20260406", "postgres").unwrap();
+        assert!(fresh.ends_with("one-shot-20260406-2/postgres"));
 
         // Same second: the app folder gets a suffix instead of being reused.
         let again = create_app_dir(&first, "20260406-100000").unwrap();

@@ -160,7 +160,10 @@ struct Plan {
 }
 
 enum AppPlace {
-    New { backend_dir: PathBuf },
+    /// A new app: its run folder is claimed only when files start being written.
+    New {
+        date: String,
+    },
     Existing(ExistingApp),
 }
 
@@ -178,13 +181,6 @@ fn plan(opts: &RunOptions, content: &Content) -> Result<Plan> {
                 .unwrap_or_else(|| "sequential-upgrade".to_owned());
             let run_index = opts.run_index.unwrap_or(0);
             let date = chrono::Local::now().format("%Y%m%d").to_string();
-            let backend_dir = layout::backend_dir_for_new_app(
-                &opts.runs_dir,
-                &variant,
-                &date,
-                backend,
-                run_index,
-            )?;
             Ok(Plan {
                 phase: Phase::Generate,
                 backend: backend.clone(),
@@ -192,7 +188,7 @@ fn plan(opts: &RunOptions, content: &Content) -> Result<Plan> {
                 variant,
                 rules: opts.rules.unwrap_or(Rules::Guided),
                 run_index,
-                app: AppPlace::New { backend_dir },
+                app: AppPlace::New { date },
                 resume_from: None,
                 composed: true,
             })
@@ -420,8 +416,14 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
     let now = chrono::Local::now();
     let ts = layout::stamp(&now);
     let (app_dir, backend_dir, mut state) = match &plan.app {
-        AppPlace::New { backend_dir } => {
-            let app_dir = layout::create_app_dir(backend_dir, &ts)?;
+        AppPlace::New { date } => {
+            let backend_dir = layout::backend_dir_for_new_app(
+                &opts.runs_dir,
+                &plan.variant,
+                date,
+                &plan.backend,
+            )?;
+            let app_dir = layout::create_app_dir(&backend_dir, &ts)?;
             let state = AppState {
                 backend: plan.backend.clone(),
                 level: 0,
@@ -430,7 +432,7 @@ async fn run_session_async(opts: &RunOptions) -> Result<SessionReport> {
                 run_index: plan.run_index,
                 ..AppState::default()
             };
-            (app_dir, backend_dir.clone(), state)
+            (app_dir, backend_dir, state)
         }
         AppPlace::Existing(app) => (
             app.app_dir.clone(),

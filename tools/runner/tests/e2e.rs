@@ -344,8 +344,14 @@ fn parallel_runs_against_one_receiver_keep_their_costs_apart() {
     assert_eq!(ca.api_calls, 5);
     assert_eq!(cb.api_calls, 2);
     assert!((ca.total_cost_usd - cb.total_cost_usd).abs() > 1e-6);
-    // Both apps share the day's run folder, with their own ports and databases.
-    assert_eq!(a.app_dir.parent().unwrap(), b.app_dir.parent().unwrap());
+    // Each app is a run of its own (one app per backend in a run folder, so reports never
+    // add the two together), with its own ports and databases.
+    let run_of = |app: &std::path::Path| app.ancestors().nth(3).unwrap().to_path_buf();
+    assert_ne!(run_of(&a.app_dir), run_of(&b.app_dir));
+    assert_eq!(run_of(&a.app_dir).parent(), run_of(&b.app_dir).parent());
+    for app in [&a.app_dir, &b.app_dir] {
+        assert_eq!(std::fs::read_dir(app.parent().unwrap()).unwrap().count(), 1);
+    }
     let (ma, mb) = (metadata(&a), metadata(&b));
     assert_ne!(ma.vite_port, mb.vite_port);
     assert_ne!(ma.pg_database, mb.pg_database);
