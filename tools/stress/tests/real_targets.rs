@@ -106,11 +106,7 @@ fn reference_app_under_stress_commits_what_it_acknowledges() {
     assert_consistent(&r);
     assert_eq!(r.client, "socketio");
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert!(
-        r.throughput.acked_per_second > 50.0,
-        "{}",
-        r.throughput.acked_per_second
-    );
+    assert_progress_every_second(&r);
     assert!(
         !r.probe_notes.is_empty(),
         "without an adapter the shape is probed and reported"
@@ -310,11 +306,7 @@ fn no_op_server_and_realistic_cadence() {
         "an unverified run never counts as passed"
     );
     assert_eq!(r.totals.delivered_to_listener, r.totals.acknowledged);
-    assert!(
-        r.throughput.acked_per_second > 1000.0,
-        "{}",
-        r.throughput.acked_per_second
-    );
+    assert_progress_every_second(&r);
 
     // 10 users every 0.2-0.4 s for 3 s: about 10 / 0.3 = 33 msg/s.
     let (r, _) = run_once(&args(
@@ -366,11 +358,7 @@ fn ceiling_inserts_straight_into_postgres() {
     assert!(r.fanout_latency.is_none());
     assert_eq!(r.verification.committed, Some(r.totals.acknowledged));
     assert!(r.verification.passed, "{}", r.verification.detail);
-    assert!(
-        r.throughput.acked_per_second > 500.0,
-        "{}",
-        r.throughput.acked_per_second
-    );
+    assert_progress_every_second(&r);
     let rows = |c: &bench_pg::PgCluster| {
         let out = c
             .query("chat", "SELECT count(*) FROM bench_ceiling_messages")
@@ -548,4 +536,27 @@ fn open_loop_latency_counts_from_the_intended_send_time() {
         r.errors
     );
     assert!(r.verification.passed, "{}", r.verification.detail);
+}
+
+/// The load flowed for the whole measurement window: every whole second of it saw
+/// acknowledgements (a stalled pipeline, a lost connection or a deadlock shows as an empty
+/// second). How fast it flowed is the benchmarks' business, not a test's.
+fn assert_progress_every_second(r: &StressResult) {
+    let window: Vec<_> = r
+        .throughput
+        .per_second
+        .iter()
+        .filter(|s| s.in_window)
+        .collect();
+    assert!(!window.is_empty(), "no second of the window was sampled");
+    // The last sample may be a partial second cut by the end of the window.
+    let whole = &window[..window.len().saturating_sub(1).max(1)];
+    for s in whole {
+        assert!(
+            s.acknowledged > 0,
+            "nothing acknowledged in second {}: {:?}",
+            s.t,
+            r.throughput.per_second
+        );
+    }
 }
