@@ -2,38 +2,49 @@
 //! (`set_name` or `register`, `room_id` or `channel_id`, `text` or `content`), and builds their
 //! arguments. Every choice is explained by [`ChatShape::describe`]; a role that cannot be found
 //! fails with the candidates tried and the reducers or tables that exist.
+//!
+//! Reducers are found by exact name (case aside), among the candidate lists below, tried in order.
+//! A role's parameter is the one with a known name, else the one whose name contains the role
+//! (`name`, `room`, `text`), else the only parameter of the right type left; any other parameter
+//! must be an `Option`. Tables are found by a known name, else by a name containing `message` /
+//! `room`. Their columns follow the reducers' parameter names first, then known names, then a
+//! name containing the role (room column) or the only / first column of the right type.
 
 use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use spacetimedb_lib::AlgebraicType;
 
 use crate::schema::{Column, ModuleSchema, ReducerArgs, ReducerSchema, TableSchema, type_name};
 
+// Each list starts with the names bench-stress's own discovery accepted, in its order, so a
+// module offering several candidates resolves as it did there.
 const SET_NAME: &[&str] = &[
     "set_name",
     "register",
     "set_username",
+    "create_user",
     "register_user",
     "set_display_name",
-    "create_user",
     "set_nickname",
     "login",
 ];
 const CREATE_ROOM: &[&str] = &[
     "create_room",
-    "create_channel",
     "add_room",
     "new_room",
+    "create_channel",
     "create_chat_room",
 ];
-const JOIN_ROOM: &[&str] = &["join_room", "join_channel", "join", "enter_room"];
+const JOIN_ROOM: &[&str] = &["join_room", "enter_room", "join_channel", "join"];
 const SEND_MESSAGE: &[&str] = &[
     "send_message",
     "post_message",
+    "send_msg",
+    "send",
     "send_chat_message",
     "add_message",
     "create_message",
-    "send",
     "message",
     "post",
 ];
@@ -58,6 +69,9 @@ const ROOM_PARAMS: &[&str] = &[
 ];
 const TEXT_PARAMS: &[&str] = &["text", "content", "body", "message", "msg", "message_text"];
 const ROOM_ID_COLUMNS: &[&str] = &["id", "room_id", "channel_id"];
+/// What a table's name contains when none of the known names exists.
+const MESSAGE_TABLE_PART: &str = "message";
+const ROOM_TABLE_PART: &str = "room";
 
 /// A role: its name, the parameter/column names that signal it, and the types that fit it.
 type Role = (
@@ -74,12 +88,14 @@ pub struct ChatHints {
     pub join_room: Option<String>,
     pub send_message: Option<String>,
     pub message_table: Option<String>,
+    /// The message table's column holding the room key.
+    pub room_column: Option<String>,
     pub room_table: Option<String>,
 }
 
 /// One reducer with the parameters that play each role; other parameters must be `Option`s
 /// (sent as `None`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReducerCall {
     pub reducer: String,
     /// `(role, parameter name)`, e.g. `("room", "channel_id")`.
@@ -87,10 +103,11 @@ pub struct ReducerCall {
 }
 
 /// A table and the columns playing each role.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableRole {
     pub table: String,
-    /// `(role, column name)`, e.g. `("room", "room_id")`, `("text", "content")`.
+    /// `(role, column name)`, e.g. `("room", "room_id")`, `("text", "content")`; a role whose
+    /// column was not found is absent.
     pub columns: Vec<(&'static str, String)>,
 }
 
@@ -105,7 +122,7 @@ impl TableRole {
 }
 
 /// Where a chat app keeps users, rooms and messages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatShape {
     /// Absent when the app has no way to set a name (users are anonymous identities).
     pub set_name: Option<ReducerCall>,
@@ -113,9 +130,11 @@ pub struct ChatShape {
     /// Absent when creating a room is enough to post in it.
     pub join_room: Option<ReducerCall>,
     pub send_message: ReducerCall,
-    /// The table holding messages (`room`, `text` columns), for subscriptions and verification.
+    /// The table holding messages (`room`, `text` columns), for subscriptions and verification;
+    /// absent when no table was found.
     pub message_table: Option<TableRole>,
-    /// The table holding rooms (`id`, `name` columns), to find a created room's id.
+    /// The table holding rooms (`id`, `name` columns), to find a created room's id; absent when
+    /// no table was found.
     pub room_table: Option<TableRole>,
 }
 
@@ -151,10 +170,12 @@ fn is_room_key(ty: &AlgebraicType) -> bool {
     ty.is_integer() || matches!(ty, AlgebraicType::String)
 }
 
-/// The parameter for `role`: by name first, then the only parameter of the right type left.
+/// The parameter for `role`: by a known name first, then the first whose name contains the
+/// role's name, then the only parameter of the right type left.
 fn pick_param<'a>(
     params: &'a [Column],
     taken: &[String],
+    role: &str,
     names: &[&str],
     fits: fn(&AlgebraicType) -> bool,
 ) -> Option<&'a Column> {
@@ -166,6 +187,7 @@ fn pick_param<'a>(
     names
         .iter()
         .find_map(|n| free().find(|p| lower(&p.name) == *n))
+        .or_else(|| free().find(|p| lower(&p.name).contains(role)))
         .or_else(|| {
             let mut it = free().filter(|p| !p.ty.is_option());
             match (it.next(), it.next()) {
@@ -179,9 +201,9 @@ fn build_call(reducer: &ReducerSchema, roles: &[Role]) -> Result<ReducerCall> {
     let mut params: Vec<(&'static str, String)> = Vec::new();
     for (role, names, fits) in roles {
         let taken: Vec<String> = params.iter().map(|(_, p)| p.clone()).collect();
-        let p = pick_param(&reducer.params, &taken, names, *fits).ok_or_else(|| {
+        let p = pick_param(&reducer.params, &taken, role, names, *fits).ok_or_else(|| {
             anyhow!(
-                "reducer {} has no parameter for the {role} (tried names {}, or a single parameter of the right type)",
+                "reducer {} has no parameter for the {role} (tried names {}, a name containing `{role}`, or a single parameter of the right type)",
                 reducer.describe(),
                 names.join("/")
             )
@@ -208,6 +230,7 @@ fn pick_table<'a>(
     schema: &'a ModuleSchema,
     hint: Option<&str>,
     candidates: &[&str],
+    part: &str,
 ) -> Result<Option<&'a TableSchema>> {
     if let Some(name) = hint {
         return schema.table(name).map(|t| Some(&**t));
@@ -215,25 +238,92 @@ fn pick_table<'a>(
     Ok(candidates
         .iter()
         .find_map(|c| schema.tables.iter().find(|t| lower(&t.name) == *c))
+        .or_else(|| schema.tables.iter().find(|t| lower(&t.name).contains(part)))
         .map(|t| &**t))
 }
 
-fn table_role(table: &TableSchema, roles: &[Role]) -> Option<TableRole> {
+/// What a column rule falls back to when no name matched.
+#[derive(Clone, Copy, PartialEq)]
+enum LastResort {
+    Nothing,
+    /// The only column of a fitting type left.
+    Only,
+    /// The first column of a fitting type left.
+    First,
+}
+
+/// How a table column for a role is found, tried in order until one rule gives a column of a
+/// fitting type that no earlier role took.
+struct ColumnRule<'a> {
+    role: &'static str,
+    /// An exact column name that must exist (from the hints): no other rule is tried.
+    given: Option<&'a str>,
+    /// The name of the reducer parameter carrying the same value, tried first.
+    param: Option<&'a str>,
+    names: &'static [&'static str],
+    /// A part of the name, tried after the known names.
+    part: Option<&'static str>,
+    last_resort: LastResort,
+    fits: fn(&AlgebraicType) -> bool,
+}
+
+fn table_role(table: &TableSchema, rules: &[ColumnRule<'_>]) -> Result<TableRole> {
     let mut columns: Vec<(&'static str, String)> = Vec::new();
-    for (role, names, fits) in roles {
-        let found = names.iter().find_map(|n| {
-            table.columns.iter().find(|c| {
-                lower(&c.name) == *n
-                    && fits(&c.ty)
-                    && !columns.iter().any(|(_, taken)| *taken == c.name)
+    for rule in rules {
+        let free = || {
+            table.columns.iter().filter(|c| {
+                (rule.fits)(&c.ty) && !columns.iter().any(|(_, taken)| *taken == c.name)
             })
-        })?;
-        columns.push((role, found.name.clone()));
+        };
+        let found = if let Some(given) = rule.given {
+            let c = table
+                .columns
+                .iter()
+                .find(|c| c.name == given)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "table {} has no column `{given}` (named as its {} column in the hints)",
+                        table.describe(),
+                        rule.role
+                    )
+                })?;
+            Some(c)
+        } else {
+            rule.param
+                .and_then(|p| free().find(|c| c.name == p))
+                .or_else(|| {
+                    rule.names
+                        .iter()
+                        .find_map(|n| free().find(|c| lower(&c.name) == *n))
+                })
+                .or_else(|| {
+                    rule.part
+                        .and_then(|part| free().find(|c| lower(&c.name).contains(part)))
+                })
+                .or_else(|| {
+                    let mut it = free();
+                    match (rule.last_resort, it.next(), it.next()) {
+                        (LastResort::First, Some(c), _) => Some(c),
+                        (LastResort::Only, Some(only), None) => Some(only),
+                        _ => None,
+                    }
+                })
+        };
+        if let Some(c) = found {
+            columns.push((rule.role, c.name.clone()));
+        }
     }
-    Some(TableRole {
+    Ok(TableRole {
         table: table.name.clone(),
         columns,
     })
+}
+
+fn param_of<'a>(call: &'a ReducerCall, role: &str) -> Option<&'a str> {
+    call.params
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, p)| p.as_str())
 }
 
 impl ChatShape {
@@ -276,26 +366,77 @@ impl ChatShape {
                 ("room", ROOM_PARAMS, is_room_key),
             ],
         )?;
-        let message_table = pick_table(schema, hints.message_table.as_deref(), MESSAGE_TABLES)?
-            .and_then(|t| {
-                table_role(
-                    t,
-                    &[
-                        ("room", ROOM_PARAMS, is_room_key),
-                        ("text", TEXT_PARAMS, is_text),
-                    ],
-                )
-            });
-        let room_table =
-            pick_table(schema, hints.room_table.as_deref(), ROOM_TABLES)?.and_then(|t| {
-                table_role(
-                    t,
-                    &[
-                        ("id", ROOM_ID_COLUMNS, is_room_key),
-                        ("name", ROOM_NAME_PARAMS, is_text),
-                    ],
-                )
-            });
+        let message_table = pick_table(
+            schema,
+            hints.message_table.as_deref(),
+            MESSAGE_TABLES,
+            MESSAGE_TABLE_PART,
+        )?
+        .map(|t| {
+            table_role(
+                t,
+                &[
+                    ColumnRule {
+                        role: "room",
+                        given: hints.room_column.as_deref(),
+                        param: param_of(&send_message, "room"),
+                        names: ROOM_PARAMS,
+                        part: Some("room"),
+                        last_resort: LastResort::Nothing,
+                        fits: is_room_key,
+                    },
+                    // Any text column will do for reading messages back: take the first.
+                    ColumnRule {
+                        role: "text",
+                        given: None,
+                        param: param_of(&send_message, "text"),
+                        names: TEXT_PARAMS,
+                        part: None,
+                        last_resort: LastResort::First,
+                        fits: is_text,
+                    },
+                ],
+            )
+        })
+        .transpose()?;
+        let room_table = pick_table(
+            schema,
+            hints.room_table.as_deref(),
+            ROOM_TABLES,
+            ROOM_TABLE_PART,
+        )?
+        .map(|t| {
+            table_role(
+                t,
+                &[
+                    ColumnRule {
+                        role: "id",
+                        given: None,
+                        param: None,
+                        names: ROOM_ID_COLUMNS,
+                        part: Some("_id"),
+                        last_resort: LastResort::Nothing,
+                        fits: is_room_key,
+                    },
+                    ColumnRule {
+                        role: "name",
+                        given: None,
+                        param: param_of(&create_room, "name"),
+                        names: ROOM_NAME_PARAMS,
+                        part: None,
+                        last_resort: LastResort::Only,
+                        fits: is_text,
+                    },
+                ],
+            )
+        })
+        .transpose()?;
+        if hints.room_column.is_some() && message_table.is_none() {
+            bail!(
+                "the hints name the message table's room column, but no message table was found: \
+                 name the table too"
+            );
+        }
         Ok(ChatShape {
             set_name,
             create_room,
@@ -323,17 +464,18 @@ impl ChatShape {
                 .collect();
             format!("{}({})", c.reducer, params.join(", "))
         }
-        fn table(t: &Option<TableRole>) -> String {
+        fn table(t: &Option<TableRole>, roles: &[&str]) -> String {
             match t {
-                Some(t) => format!(
-                    "{}({})",
-                    t.table,
-                    t.columns
+                Some(t) => {
+                    let columns: Vec<String> = roles
                         .iter()
-                        .map(|(_, c)| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                        .map(|role| match t.column(role) {
+                            Some(c) => c.to_string(),
+                            None => format!("no {role} column"),
+                        })
+                        .collect();
+                    format!("{}({})", t.table, columns.join(", "))
+                }
                 None => "(not found)".to_string(),
             }
         }
@@ -346,8 +488,11 @@ impl ChatShape {
                 .as_ref()
                 .map_or("no join-room reducer".to_string(), call),
             call(&self.send_message),
-            format!("messages: {}", table(&self.message_table)),
-            format!("rooms: {}", table(&self.room_table)),
+            format!(
+                "messages: {}",
+                table(&self.message_table, &["room", "text"])
+            ),
+            format!("rooms: {}", table(&self.room_table, &["id", "name"])),
         ]
         .join(" · ")
     }
@@ -414,9 +559,13 @@ impl ChatShape {
             .message_table
             .as_ref()
             .context("no message table was found: name it in the adapter file")?;
-        let col = t
-            .column("room")
-            .context("the message table has no room column")?;
+        let col = t.column("room").with_context(|| {
+            format!(
+                "cannot tell which column of the message table `{}` holds the room: name it \
+                 (room_column) in the adapter file",
+                t.table
+            )
+        })?;
         Ok(format!(
             "SELECT * FROM {} WHERE {col} = {}",
             t.table,
@@ -430,9 +579,13 @@ impl ChatShape {
             .message_table
             .as_ref()
             .context("no message table was found: name it in the adapter file")?;
-        let col = t
-            .column("room")
-            .context("the message table has no room column")?;
+        let col = t.column("room").with_context(|| {
+            format!(
+                "cannot tell which column of the message table `{}` holds the room: name it \
+                 (room_column) in the adapter file",
+                t.table
+            )
+        })?;
         Ok((t.table.clone(), format!("{col} = {}", sql_literal(room)?)))
     }
 
@@ -442,10 +595,22 @@ impl ChatShape {
             .room_table
             .as_ref()
             .context("no room table was found: name it in the adapter file")?;
-        let id = t.column("id").context("the room table has no id column")?;
-        let name = t
-            .column("name")
-            .context("the room table has no name column")?;
+        let id = t.column("id").with_context(|| {
+            format!(
+                "the room table `{}` has no id column (`id`, or a name ending in `_id`): name the \
+                 right table (room_table) in the adapter file",
+                t.table
+            )
+        })?;
+        let name = t.column("name").with_context(|| {
+            format!(
+                "cannot tell which column of the room table `{}` holds the room name (the \
+                 create-room parameter is `{}`): name the right table (room_table) in the adapter \
+                 file, or give the column the parameter's name",
+                t.table,
+                param_of(&self.create_room, "name").unwrap_or("?")
+            )
+        })?;
         Ok(format!(
             "SELECT {id} FROM {} WHERE {name} = {}",
             t.table,
@@ -582,6 +747,127 @@ mod tests {
         assert_eq!(
             shape.room_filter(&json!(5)).unwrap(),
             ("messages".to_string(), "channel_id = 5".to_string())
+        );
+    }
+
+    type Cols = &'static [(&'static str, AlgebraicType)];
+
+    fn module(tables: &[(&'static str, Cols)], reducers: &[(&'static str, Cols)]) -> ModuleSchema {
+        let mut b = RawModuleDefV9Builder::new();
+        for (name, cols) in tables {
+            b.build_table_with_new_type(*name, product(cols), true)
+                .finish();
+        }
+        for (name, params) in reducers {
+            b.add_reducer(*name, product(params), None);
+        }
+        ModuleSchema::from_raw(b.finish()).unwrap()
+    }
+
+    /// The names and rules merged in from bench-stress's former discovery: `create_user`,
+    /// `add_room`, `enter_room`, `send_msg`; parameters whose names contain the role; tables
+    /// and columns found by a part of their name, the room-name column by the create-room
+    /// parameter, the text column as the first text column, and a given room column.
+    #[test]
+    fn the_names_bench_stress_accepted_are_found() {
+        const ROOMS: Cols = &[
+            ("chatroom_id", AlgebraicType::U64),
+            ("label", AlgebraicType::String),
+            ("topic", AlgebraicType::String),
+        ];
+        const MESSAGES: Cols = &[
+            ("id", AlgebraicType::U64),
+            ("in_room", AlgebraicType::U64),
+            ("body_md", AlgebraicType::String),
+            ("author", AlgebraicType::String),
+        ];
+        let schema = module(
+            &[("chatrooms", ROOMS), ("room_messages", MESSAGES)],
+            &[
+                ("create_user", &[("nickname_text", AlgebraicType::String)]),
+                ("add_room", &[("label", AlgebraicType::String)]),
+                ("enter_room", &[("target_room", AlgebraicType::U64)]),
+                (
+                    "send_msg",
+                    &[
+                        ("target_room", AlgebraicType::U64),
+                        ("msg_text", AlgebraicType::String),
+                    ],
+                ),
+                // A later candidate: `send_msg` comes first, as it did in bench-stress.
+                ("add_message", &[("text", AlgebraicType::String)]),
+            ],
+        );
+        let shape = ChatShape::discover(&schema, &ChatHints::default()).unwrap();
+        assert_eq!(
+            shape.describe(),
+            "create_user(name=nickname_text) · add_room(name=label) · enter_room(room=target_room) \
+             · send_msg(text=msg_text, room=target_room) · messages: room_messages(in_room, body_md) \
+             · rooms: chatrooms(chatroom_id, label)"
+        );
+        assert_eq!(
+            shape.room_id_query("bench-1").unwrap(),
+            "SELECT chatroom_id FROM chatrooms WHERE label = 'bench-1'"
+        );
+        // A module keyed by name: string ids are SQL strings, quotes doubled.
+        assert_eq!(
+            shape.room_filter(&json!("it's")).unwrap(),
+            ("room_messages".to_string(), "in_room = 'it''s'".to_string())
+        );
+        assert!(shape.room_filter(&json!({"id": 1})).is_err());
+
+        // The adapter's room column wins over discovery, and must exist.
+        let hints = ChatHints {
+            room_column: Some("id".into()),
+            ..ChatHints::default()
+        };
+        let shape = ChatShape::discover(&schema, &hints).unwrap();
+        assert_eq!(
+            shape.room_filter(&json!(3)).unwrap().1,
+            "id = 3".to_string()
+        );
+        let hints = ChatHints {
+            room_column: Some("room".into()),
+            ..ChatHints::default()
+        };
+        let err = format!("{:#}", ChatShape::discover(&schema, &hints).unwrap_err());
+        assert!(err.contains("no column `room`"), "{err}");
+    }
+
+    #[test]
+    fn unclear_room_columns_are_reported_with_what_to_name() {
+        const ROOMS: Cols = &[
+            ("id", AlgebraicType::U64),
+            ("title", AlgebraicType::String),
+            ("topic", AlgebraicType::String),
+        ];
+        const MESSAGES: Cols = &[("id", AlgebraicType::U64), ("text", AlgebraicType::String)];
+        let schema = module(
+            &[("room", ROOMS), ("message", MESSAGES)],
+            &[
+                ("create_room", &[("caption", AlgebraicType::String)]),
+                (
+                    "send_message",
+                    &[
+                        ("room_id", AlgebraicType::U64),
+                        ("text", AlgebraicType::String),
+                    ],
+                ),
+            ],
+        );
+        let shape = ChatShape::discover(&schema, &ChatHints::default()).unwrap();
+        assert_eq!(
+            shape.describe(),
+            "no set-name reducer · create_room(name=caption) · no join-room reducer \
+             · send_message(text, room=room_id) · messages: message(no room column, text) \
+             · rooms: room(id, title)"
+        );
+        let err = format!("{:#}", shape.room_filter(&json!(1)).unwrap_err());
+        assert!(err.contains("room_column"), "{err}");
+        // Two text columns and neither named like the parameter: `title` is a known name.
+        assert_eq!(
+            shape.room_id_query("r").unwrap(),
+            "SELECT id FROM room WHERE title = 'r'"
         );
     }
 

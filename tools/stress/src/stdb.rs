@@ -3,8 +3,9 @@
 //! verification through the `/v1/database/<db>/sql` endpoint.
 //!
 //! Generated modules differ in names (`set_name` or `register`, `text` or `content`). The
-//! shape is read from the module schema; an adapter file (TOML, every key optional) can
-//! name the reducers, the message table and its room column explicitly.
+//! shape is found in the module schema by [`stdb_client::chat::ChatShape::discover`]; an
+//! adapter file (TOML, every key optional) can name the reducers, the message table and its
+//! room column, and the room table explicitly.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -15,9 +16,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use stdb_client::{
-    ConnectOptions, ModuleSchema, ReducerSchema, ReducerStatus, StdbClient, TableSchema,
-};
+use stdb_client::chat::ReducerCall;
+use stdb_client::{ChatHints, ChatShape, ConnectOptions, ModuleSchema, ReducerStatus, StdbClient};
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};
@@ -49,140 +49,83 @@ impl StdbAdapter {
             )
         })
     }
+
+    /// The adapter's names as discovery hints.
+    pub fn hints(&self) -> ChatHints {
+        ChatHints {
+            set_name: self.set_name.clone(),
+            create_room: self.create_room.clone(),
+            join_room: self.join_room.clone(),
+            send_message: self.send_message.clone(),
+            message_table: self.message_table.clone(),
+            room_column: self.room_column.clone(),
+            room_table: self.room_table.clone(),
+        }
+    }
 }
 
-/// The resolved shape.
+/// What was found in the module, as recorded in the result file's `adapter` field.
 #[derive(Debug, Clone, Serialize)]
-pub struct Shape {
-    pub set_name: Option<(String, String)>,
-    pub create_room: (String, String),
-    pub join_room: Option<(String, String)>,
-    /// Reducer, room parameter, text parameter.
-    pub send_message: (String, String, String),
-    pub message_table: String,
-    pub room_column: String,
-    pub room_table: String,
+pub struct FoundShape {
+    /// [`ChatShape::describe`]'s one-line account.
+    pub found: String,
+    pub shape: ChatShape,
 }
 
-fn param(r: &ReducerSchema, want_text: bool, hint: &str) -> Result<String> {
-    let is_text = |c: &stdb_client::Column| matches!(c.ty, stdb_client::AlgebraicType::String);
-    r.params
-        .iter()
-        .find(|p| is_text(p) == want_text && p.name.to_ascii_lowercase().contains(hint))
-        .or_else(|| r.params.iter().find(|p| is_text(p) == want_text))
-        .map(|p| p.name.clone())
-        .with_context(|| {
-            format!(
-                "reducer {} has no {} parameter",
-                r.describe(),
-                if want_text { "text" } else { "room id" }
-            )
-        })
-}
-
-fn pick<'a>(
-    schema: &'a ModuleSchema,
-    given: &Option<String>,
-    candidates: &[&str],
-) -> Result<Option<&'a ReducerSchema>> {
-    match given {
-        Some(name) => Ok(Some(schema.reducer(name)?)),
-        None => Ok(schema.pick_reducer(candidates).ok()),
-    }
-}
-
-fn table<'a>(
-    schema: &'a ModuleSchema,
-    given: &Option<String>,
-    hint: &str,
-) -> Result<&'a Arc<TableSchema>> {
-    if let Some(name) = given {
-        return schema.table(name);
-    }
-    schema
-        .tables
-        .iter()
-        .find(|t| t.name == hint)
-        .or_else(|| {
-            schema
-                .tables
-                .iter()
-                .find(|t| t.name.to_ascii_lowercase().contains(hint))
-        })
-        .with_context(|| format!("the module has no `{hint}` table: name it in the adapter"))
-}
-
-/// Resolves the shape from the schema and the adapter.
-pub fn resolve(schema: &ModuleSchema, a: &StdbAdapter) -> Result<Shape> {
-    let set_name = pick(
-        schema,
-        &a.set_name,
-        &["set_name", "register", "set_username", "create_user"],
-    )?
-    .map(|r| Ok::<_, anyhow::Error>((r.name.clone(), param(r, true, "name")?)))
-    .transpose()?;
-    let create = pick(
-        schema,
-        &a.create_room,
-        &["create_room", "add_room", "new_room"],
-    )?
-    .with_context(|| {
-        format!(
-            "no create_room reducer; the module has: {}",
-            schema.describe_reducers()
-        )
-    })?;
-    let join = pick(schema, &a.join_room, &["join_room", "enter_room"])?
-        .map(|r| Ok::<_, anyhow::Error>((r.name.clone(), param(r, false, "room")?)))
-        .transpose()?;
-    let send = pick(
-        schema,
-        &a.send_message,
-        &["send_message", "post_message", "send_msg", "send"],
-    )?
-    .with_context(|| {
-        format!(
-            "no send_message reducer; the module has: {}",
-            schema.describe_reducers()
-        )
-    })?;
-    let messages = table(schema, &a.message_table, "message")?;
-    let room_column = match &a.room_column {
-        Some(c) => c.clone(),
-        None => messages
-            .columns
+/// Discovers the chat shape, requiring what the stress run needs: the message table and its
+/// room column (subscriptions, verification), and the room table (the bench room's id).
+pub fn resolve(schema: &ModuleSchema, adapter: &StdbAdapter) -> Result<ChatShape> {
+    let shape = ChatShape::discover(schema, &adapter.hints())?;
+    let tables = || {
+        schema
+            .tables
             .iter()
-            .find(|c| c.name.to_ascii_lowercase().contains("room"))
-            .map(|c| c.name.clone())
-            .with_context(|| {
-                format!(
-                    "no room column in {}: name it in the adapter",
-                    messages.describe()
-                )
-            })?,
+            .map(|t| t.describe())
+            .collect::<Vec<_>>()
+            .join("; ")
     };
-    let rooms = table(schema, &a.room_table, "room")?;
-    Ok(Shape {
-        set_name,
-        create_room: (create.name.clone(), param(create, true, "name")?),
-        join_room: join,
-        send_message: (
-            send.name.clone(),
-            param(send, false, "room")?,
-            param(send, true, "text")?,
-        ),
-        message_table: messages.name.clone(),
-        room_column,
-        room_table: rooms.name.clone(),
-    })
+    if shape.message_table.is_none() {
+        bail!(
+            "the module has no message table (tried `message`, `messages`, … and names containing \
+             `message`); its tables are: {}. Name it (message_table) in the adapter file",
+            tables()
+        );
+    }
+    if shape.room_table.is_none() {
+        bail!(
+            "the module has no room table (tried `room`, `rooms`, `channel`, … and names \
+             containing `room`); its tables are: {}. Name it (room_table) in the adapter file",
+            tables()
+        );
+    }
+    // Fails now, not after the room is created, when a needed column is unknown.
+    shape.room_filter(&json!(0))?;
+    shape.room_id_query("bench")?;
+    Ok(shape)
+}
+
+/// `reducer(p1, p2)` with the parameters in the given roles' order, for the notes.
+fn call_line(call: Option<&ReducerCall>, roles: &[&str]) -> String {
+    match call {
+        None => "(none)".to_string(),
+        Some(c) => {
+            let params: Vec<&str> = roles
+                .iter()
+                .filter_map(|role| c.params.iter().find(|(r, _)| r == role))
+                .map(|(_, p)| p.as_str())
+                .collect();
+            format!("{}({})", c.reducer, params.join(", "))
+        }
+    }
 }
 
 pub struct StdbBackend {
     url: String,
     database: String,
     schema: Arc<ModuleSchema>,
-    shape: Shape,
+    shape: FoundShape,
     room_id: Value,
+    message_table: String,
     /// `<room column> = <room id as a SQL literal>` (string ids in single quotes).
     room_filter: String,
     room: String,
@@ -198,7 +141,8 @@ pub struct StdbSetup<'a> {
 }
 
 impl StdbBackend {
-    pub fn shape(&self) -> &Shape {
+    /// What was found in the module (recorded in the result).
+    pub fn shape(&self) -> &FoundShape {
         &self.shape
     }
 
@@ -212,21 +156,20 @@ impl StdbBackend {
             ..ConnectOptions::default()
         };
         let client = StdbClient::connect_with(&self.url, &self.database, opts).await?;
-        if let Some((reducer, param)) = &self.shape.set_name {
-            let args = self
-                .schema
-                .reducer_args(reducer, &[(param.as_str(), json!(name))])?;
+        let shape = &self.shape.shape;
+        if let (Some(call), Some(args)) = (&shape.set_name, shape.set_name_args(&self.schema, name))
+        {
             client
-                .call_reducer(reducer, &args)
+                .call_reducer(&call.reducer, &args?)
                 .await?
                 .into_committed()?;
         }
-        if let Some((reducer, param)) = &self.shape.join_room {
-            let args = self
-                .schema
-                .reducer_args(reducer, &[(param.as_str(), self.room_id.clone())])?;
+        if let (Some(call), Some(args)) = (
+            &shape.join_room,
+            shape.join_room_args(&self.schema, &self.room_id),
+        ) {
             client
-                .call_reducer(reducer, &args)
+                .call_reducer(&call.reducer, &args?)
                 .await?
                 .into_committed()?;
         }
@@ -236,39 +179,9 @@ impl StdbBackend {
     fn room_query(&self) -> String {
         format!(
             "SELECT * FROM {} WHERE {}",
-            self.shape.message_table, self.room_filter
+            self.message_table, self.room_filter
         )
     }
-}
-
-/// The room table's column holding the name given to the create-room reducer: the column
-/// named like the reducer's parameter, else the table's only text column.
-fn room_name_column(table: &TableSchema, param: &str) -> Result<String> {
-    if table.columns.iter().any(|c| c.name == param) {
-        return Ok(param.to_string());
-    }
-    let mut text = table
-        .columns
-        .iter()
-        .filter(|c| matches!(c.ty, stdb_client::AlgebraicType::String));
-    match (text.next(), text.next()) {
-        (Some(only), None) => Ok(only.name.clone()),
-        _ => bail!(
-            "cannot tell which column of {} holds the room name (the create-room parameter is \
-             `{param}`): name the table in the adapter's room_table, or give its columns the \
-             parameter's name",
-            table.describe()
-        ),
-    }
-}
-
-/// The SQL condition selecting the bench room's messages. The id is written as a SQL literal:
-/// a module keyed by name has string ids, which JSON would put in double quotes (an
-/// identifier in SQL).
-fn room_filter(room_column: &str, room_id: &Value) -> Result<String> {
-    let literal = stdb_client::chat::sql_literal(room_id)
-        .with_context(|| format!("the bench room's id {room_id} cannot be used in SQL"))?;
-    Ok(format!("{room_column} = {literal}"))
 }
 
 /// Reads the schema, creates the bench room and finds its id.
@@ -282,76 +195,75 @@ pub async fn prepare(setup: StdbSetup<'_>) -> Result<(StdbBackend, Vec<String>)>
     crate::http::BaseUrl::parse(url)?;
     let schema = Arc::new(stdb_client::fetch_schema(url, database).await?);
     let shape = resolve(&schema, &adapter)?;
-    let mut notes = vec![format!(
-        "module shape: name with {}, room {}({}), join {}, send {}({}, {}), messages in {}.{}",
-        shape
-            .set_name
-            .as_ref()
-            .map_or("(none)".to_string(), |(r, p)| format!("{r}({p})")),
-        shape.create_room.0,
-        shape.create_room.1,
-        shape
-            .join_room
-            .as_ref()
-            .map_or("(none)".to_string(), |(r, p)| format!("{r}({p})")),
-        shape.send_message.0,
-        shape.send_message.1,
-        shape.send_message.2,
-        shape.message_table,
-        shape.room_column,
-    )];
+    let messages = shape
+        .message_table
+        .as_ref()
+        .map_or("?", |t| t.table.as_str());
+    let room_column = shape
+        .message_table
+        .as_ref()
+        .and_then(|t| t.column("room"))
+        .unwrap_or("?");
+    let mut notes = vec![
+        format!(
+            "module shape: name with {}, room {}, join {}, send {}, messages in {messages}.{room_column}",
+            call_line(shape.set_name.as_ref(), &["name"]),
+            call_line(Some(&shape.create_room), &["name"]),
+            call_line(shape.join_room.as_ref(), &["room"]),
+            call_line(Some(&shape.send_message), &["room", "text"]),
+        ),
+        format!("found: {}", shape.describe()),
+    ];
     let room = format!("bench-{}", marker.run());
     let opts = ConnectOptions {
         schema: Some(schema.clone()),
         ..ConnectOptions::default()
     };
     let creator = StdbClient::connect_with(url, database, opts).await?;
-    if let Some((reducer, param)) = &shape.set_name {
-        let args = schema.reducer_args(
-            reducer,
-            &[(param.as_str(), json!(format!("bench{}c", marker.run())))],
-        )?;
+    if let (Some(call), Some(args)) = (
+        &shape.set_name,
+        shape.set_name_args(&schema, &format!("bench{}c", marker.run())),
+    ) {
         creator
-            .call_reducer(reducer, &args)
+            .call_reducer(&call.reducer, &args?)
             .await?
             .into_committed()?;
     }
-    let (reducer, param) = &shape.create_room;
-    let args = schema.reducer_args(reducer, &[(param.as_str(), json!(room))])?;
+    let args = shape.create_room_args(&schema, &room)?;
     creator
-        .call_reducer(reducer, &args)
+        .call_reducer(&shape.create_room.reducer, &args)
         .await?
         .into_committed()
         .context("creating the bench room")?;
-    let name_column = room_name_column(schema.table(&shape.room_table)?, &shape.create_room.1)?;
-    let query = format!(
-        "SELECT * FROM {} WHERE {name_column} = '{room}'",
-        shape.room_table
-    );
+    let query = shape.room_id_query(&room)?;
     let result = stdb_client::sql(url, database, None, &query).await?;
     let stmt = result
         .statements
         .first()
-        .context("no result for the room query")?;
-    let id_col = stmt
-        .columns
-        .iter()
-        .position(|c| c == "id" || c.ends_with("_id"))
-        .with_context(|| format!("the room table has no id column: {:?}", stmt.columns))?;
+        .with_context(|| format!("no result for the room query `{query}`"))?;
     let room_id = match stmt.rows.as_slice() {
-        [row] => row.get(id_col).cloned().context("short room row")?,
-        rows => bail!("expected one room named {room}, found {}", rows.len()),
+        [row] => row.first().cloned().context("empty room row")?,
+        rows => bail!(
+            "expected one room named {room}, found {} (query `{query}`)",
+            rows.len()
+        ),
     };
     notes.push(format!("created room {room:?} (id {room_id})"));
-    let room_filter = room_filter(&shape.room_column, &room_id)?;
+    let (message_table, room_filter) = shape
+        .room_filter(&room_id)
+        .with_context(|| format!("the bench room's id {room_id} cannot be used in SQL"))?;
     creator.close();
     Ok((
         StdbBackend {
             url: url.to_string(),
             database: database.to_string(),
             schema,
-            shape,
+            shape: FoundShape {
+                found: shape.describe(),
+                shape,
+            },
             room_id,
+            message_table,
             room_filter,
             room,
             run: marker.run().to_string(),
@@ -365,23 +277,19 @@ type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 pub struct StdbWriter {
     client: StdbClient,
     schema: Arc<ModuleSchema>,
-    reducer: String,
-    room_param: String,
-    text_param: String,
+    shape: Arc<ChatShape>,
     room_id: Value,
     running: FuturesUnordered<Pending>,
 }
 
 impl Writer for StdbWriter {
     fn send(&mut self, tag: u64, content: &str) -> Result<()> {
-        let args = self.schema.reducer_args(
-            &self.reducer,
-            &[
-                (self.room_param.as_str(), self.room_id.clone()),
-                (self.text_param.as_str(), json!(content)),
-            ],
-        )?;
-        let pending = self.client.send_reducer(&self.reducer, &args)?;
+        let args = self
+            .shape
+            .send_message_args(&self.schema, &self.room_id, content)?;
+        let pending = self
+            .client
+            .send_reducer(&self.shape.send_message.reducer, &args)?;
         self.running.push(Box::pin(async move {
             match pending.await {
                 Ok(o) => match o.status {
@@ -448,13 +356,10 @@ impl Backend for StdbBackend {
         let client = self.connect(&format!("bench{}w{index}", self.run)).await?;
         // Writers are room members like any chat user: they receive the room's messages too.
         client.subscribe(&[self.room_query().as_str()]).await?;
-        let (reducer, room_param, text_param) = self.shape.send_message.clone();
         Ok(StdbWriter {
             client,
             schema: self.schema.clone(),
-            reducer,
-            room_param,
-            text_param,
+            shape: Arc::new(self.shape.shape.clone()),
             room_id: self.room_id.clone(),
             running: FuturesUnordered::new(),
         })
@@ -464,17 +369,14 @@ impl Backend for StdbBackend {
         let client = self.connect(&format!("bench{}l{index}", self.run)).await?;
         let events = client.row_events();
         client.subscribe(&[self.room_query().as_str()]).await?;
-        let table = self.schema.table(&self.shape.message_table)?;
-        let text_column = table
-            .columns
-            .iter()
-            .position(|c| c.name == self.shape.send_message.2)
-            .or_else(|| {
-                table
-                    .columns
-                    .iter()
-                    .position(|c| matches!(c.ty, stdb_client::AlgebraicType::String))
-            });
+        let table = self.schema.table(&self.message_table)?;
+        let text = self
+            .shape
+            .shape
+            .message_table
+            .as_ref()
+            .and_then(|t| t.column("text"));
+        let text_column = text.and_then(|name| table.columns.iter().position(|c| c.name == name));
         Ok(Some(StdbListener {
             _client: client,
             events,
@@ -490,17 +392,14 @@ impl Backend for StdbBackend {
             &self.url,
             &self.database,
             None,
-            &self.shape.message_table,
+            &self.message_table,
             Some(filter),
         )
         .await?;
         Ok(Some(Committed {
             method: "spacetimedb-sql".into(),
             count: n,
-            detail: format!(
-                "SELECT COUNT(*) FROM {} WHERE {filter}",
-                self.shape.message_table
-            ),
+            detail: format!("SELECT COUNT(*) FROM {} WHERE {filter}", self.message_table),
         }))
     }
 }
@@ -510,26 +409,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_room_name_column_follows_the_table_not_only_the_parameter() {
+    fn the_stress_run_requires_the_message_tables_room_column_up_front() {
         let schema = ModuleSchema::from_raw(stdb_client::test_server::chat_module_def()).unwrap();
-        let room = schema.table("room").unwrap();
-        assert_eq!(room_name_column(room, "name").unwrap(), "name");
-        assert_eq!(room_name_column(room, "room_name").unwrap(), "name");
-        let user = schema.table("user").unwrap();
-        let err = format!("{:#}", room_name_column(user, "title").unwrap_err());
+        let shape = resolve(&schema, &StdbAdapter::default()).unwrap();
+        assert_eq!(
+            call_line(Some(&shape.send_message), &["room", "text"]),
+            "send_message(room_id, text)"
+        );
+        assert_eq!(call_line(None, &["name"]), "(none)");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adapter.toml");
+        std::fs::write(&path, "message_table = \"user\"\n").unwrap();
+        let adapter = StdbAdapter::load(&path).unwrap();
+        let err = format!("{:#}", resolve(&schema, &adapter).unwrap_err());
         assert!(
-            err.contains("room name") && err.contains("`title`"),
+            err.contains("`user`") && err.contains("room_column"),
             "{err}"
         );
-    }
 
-    #[test]
-    fn room_filters_quote_string_ids_as_sql_strings() {
-        assert_eq!(room_filter("room_id", &json!(7)).unwrap(), "room_id = 7");
-        assert_eq!(
-            room_filter("room", &json!("bench-1f'x")).unwrap(),
-            "room = 'bench-1f''x'"
-        );
-        assert!(room_filter("room_id", &json!({"id": 1})).is_err());
+        std::fs::write(
+            &path,
+            "message_table = \"message\"\nroom_column = \"nope\"\n",
+        )
+        .unwrap();
+        let adapter = StdbAdapter::load(&path).unwrap();
+        let err = format!("{:#}", resolve(&schema, &adapter).unwrap_err());
+        assert!(err.contains("no column `nope`"), "{err}");
     }
 }
