@@ -11,7 +11,7 @@
 //! name containing the role (room column) or the only / first column of the right type.
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use spacetimedb_lib::AlgebraicType;
 
@@ -80,9 +80,12 @@ type Role = (
     fn(&AlgebraicType) -> bool,
 );
 
-/// Optional names that override discovery (e.g. from a stress adapter file).
-#[derive(Debug, Clone, Default)]
+/// Optional names that override discovery. This is also the SpacetimeDB adapter file of
+/// `bench-stress` (TOML, every key optional, unknown keys refused).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatHints {
+    /// Reducer that names the caller (`set_name`, `register`, …).
     pub set_name: Option<String>,
     pub create_room: Option<String>,
     pub join_room: Option<String>,

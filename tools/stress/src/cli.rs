@@ -294,8 +294,8 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                 BackendKind::Spacetimedb => {
                     let url = args2.url.as_deref().context("give the SpacetimeDB server's --url http://127.0.0.1:PORT")?;
                     let adapter = match &args2.adapter {
-                        Some(path) => crate::stdb::StdbAdapter::load(path)?,
-                        None => crate::stdb::StdbAdapter::default(),
+                        Some(path) => crate::stdb::load_adapter(path)?,
+                        None => stdb_client::ChatHints::default(),
                     };
                     let (backend, notes) = crate::stdb::prepare(crate::stdb::StdbSetup {
                         url,

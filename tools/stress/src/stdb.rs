@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use stdb_client::chat::ReducerCall;
 use stdb_client::{ChatHints, ChatShape, ConnectOptions, ModuleSchema, ReducerStatus, StdbClient};
@@ -22,46 +22,17 @@ use tokio::sync::mpsc;
 
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};
 
-/// Names of a SpacetimeDB chat module's parts; unset ones are found in the schema.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StdbAdapter {
-    /// Reducer that names the caller (`set_name`, `register`); none when the module has none.
-    pub set_name: Option<String>,
-    pub create_room: Option<String>,
-    pub join_room: Option<String>,
-    pub send_message: Option<String>,
-    /// Table holding the messages, and its room column.
-    pub message_table: Option<String>,
-    pub room_column: Option<String>,
-    /// Table holding the rooms (to find the bench room's id by name).
-    pub room_table: Option<String>,
-}
-
-impl StdbAdapter {
-    pub fn load(path: &Path) -> Result<StdbAdapter> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read adapter file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a valid SpacetimeDB adapter (keys: set_name, create_room, join_room, send_message, message_table, room_column, room_table)",
-                path.display()
-            )
-        })
-    }
-
-    /// The adapter's names as discovery hints.
-    pub fn hints(&self) -> ChatHints {
-        ChatHints {
-            set_name: self.set_name.clone(),
-            create_room: self.create_room.clone(),
-            join_room: self.join_room.clone(),
-            send_message: self.send_message.clone(),
-            message_table: self.message_table.clone(),
-            room_column: self.room_column.clone(),
-            room_table: self.room_table.clone(),
-        }
-    }
+/// Reads a SpacetimeDB adapter file: the names of the chat module's parts (reducers, the
+/// message table and its room column, the room table); unset ones are found in the schema.
+pub fn load_adapter(path: &Path) -> Result<ChatHints> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read adapter file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid SpacetimeDB adapter (keys: set_name, create_room, join_room, send_message, message_table, room_column, room_table)",
+            path.display()
+        )
+    })
 }
 
 /// What was found in the module, as recorded in the result file's `adapter` field.
@@ -74,8 +45,8 @@ pub struct FoundShape {
 
 /// Discovers the chat shape, requiring what the stress run needs: the message table and its
 /// room column (subscriptions, verification), and the room table (the bench room's id).
-pub fn resolve(schema: &ModuleSchema, adapter: &StdbAdapter) -> Result<ChatShape> {
-    let shape = ChatShape::discover(schema, &adapter.hints())?;
+pub fn resolve(schema: &ModuleSchema, adapter: &ChatHints) -> Result<ChatShape> {
+    let shape = ChatShape::discover(schema, adapter)?;
     let tables = || {
         schema
             .tables
@@ -136,7 +107,7 @@ pub struct StdbBackend {
 pub struct StdbSetup<'a> {
     pub url: &'a str,
     pub database: &'a str,
-    pub adapter: StdbAdapter,
+    pub adapter: ChatHints,
     pub marker: &'a Marker,
 }
 
@@ -411,7 +382,7 @@ mod tests {
     #[test]
     fn the_stress_run_requires_the_message_tables_room_column_up_front() {
         let schema = ModuleSchema::from_raw(stdb_client::test_server::chat_module_def()).unwrap();
-        let shape = resolve(&schema, &StdbAdapter::default()).unwrap();
+        let shape = resolve(&schema, &ChatHints::default()).unwrap();
         assert_eq!(
             call_line(Some(&shape.send_message), &["room", "text"]),
             "send_message(room_id, text)"
@@ -421,7 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("adapter.toml");
         std::fs::write(&path, "message_table = \"user\"\n").unwrap();
-        let adapter = StdbAdapter::load(&path).unwrap();
+        let adapter = load_adapter(&path).unwrap();
         let err = format!("{:#}", resolve(&schema, &adapter).unwrap_err());
         assert!(
             err.contains("`user`") && err.contains("room_column"),
@@ -433,7 +404,7 @@ mod tests {
             "message_table = \"message\"\nroom_column = \"nope\"\n",
         )
         .unwrap();
-        let adapter = StdbAdapter::load(&path).unwrap();
+        let adapter = load_adapter(&path).unwrap();
         let err = format!("{:#}", resolve(&schema, &adapter).unwrap_err());
         assert!(err.contains("no column `nope`"), "{err}");
     }
