@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod paths;
 pub mod state;
 pub mod stress;
+pub mod template;
 
 pub use cost::CostSummary;
 pub use io::{read_json, write_json};

@@ -20,12 +20,14 @@
 //!
 //! A turn with tool calls ends with `stop_reason = "tool_use"` (the agent runs the tools and
 //! calls again); a turn with only text ends the conversation (`end_turn`). Every string in a
-//! turn may hold `{{name}}` placeholders, filled by [`Script::render`].
+//! turn may hold `{{name}}` placeholders (no spaces inside: `{{ x }}` is text, as in JSX),
+//! filled by [`Script::render`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use bench_formats::template;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -186,22 +188,18 @@ impl Script {
         Ok(())
     }
 
-    /// The `{{name}}` placeholders the script uses, sorted.
+    /// The `{{name}}` placeholders the script uses, sorted (the benchmark's one template
+    /// syntax, [`bench_formats::template`]).
     pub fn placeholders(&self) -> Vec<String> {
-        let mut names = std::collections::BTreeSet::new();
-        let mut visit = |s: &str| {
-            for name in placeholder_names(s) {
-                names.insert(name.to_owned());
-            }
-        };
-        visit(&self.side.text);
+        let mut names = BTreeSet::new();
+        names.extend(template::placeholders(&self.side.text));
         for turn in &self.turns {
             if let Some(text) = &turn.text {
-                visit(text);
+                names.extend(template::placeholders(text));
             }
             for tool in &turn.tools {
-                visit(&tool.name);
-                walk_strings(&tool.input, &mut visit);
+                names.extend(template::placeholders(&tool.name));
+                template::json_placeholders(&tool.input, &mut names);
             }
         }
         names.into_iter().collect()
@@ -222,7 +220,8 @@ impl Script {
                 vars.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         }
-        let fill = |s: &str| fill_placeholders(s, vars);
+        let fill = |s: &str| template::fill_with(s, |name| vars.get(name).cloned());
+        let mut json_value = |name: &str| vars.get(name).cloned().map(Value::String);
         let mut out = self.clone();
         out.side.text = fill(&out.side.text);
         for turn in &mut out.turns {
@@ -231,7 +230,7 @@ impl Script {
             }
             for tool in &mut turn.tools {
                 tool.name = fill(&tool.name);
-                map_strings(&mut tool.input, &fill);
+                tool.input = template::fill_json(&tool.input, &mut json_value);
             }
         }
         Ok(out)
@@ -248,64 +247,6 @@ impl Script {
     }
 }
 
-fn placeholder_names(s: &str) -> impl Iterator<Item = &str> {
-    s.split("{{")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("}}").map(|(name, _)| name.trim()))
-}
-
-fn fill_placeholders(s: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                let name = after[..end].trim();
-                match vars.get(name) {
-                    Some(value) => out.push_str(value),
-                    None => out.push_str(&rest[start..start + 2 + end + 2]),
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn walk_strings(value: &Value, visit: &mut impl FnMut(&str)) {
-    match value {
-        Value::String(s) => visit(s),
-        Value::Array(items) => items.iter().for_each(|v| walk_strings(v, visit)),
-        Value::Object(map) => map.iter().for_each(|(k, v)| {
-            visit(k);
-            walk_strings(v, visit)
-        }),
-        _ => {}
-    }
-}
-
-fn map_strings(value: &mut Value, fill: &impl Fn(&str) -> String) {
-    match value {
-        Value::String(s) => *s = fill(s),
-        Value::Array(items) => items.iter_mut().for_each(|v| map_strings(v, fill)),
-        Value::Object(map) => {
-            let old = std::mem::take(map);
-            for (k, mut v) in old {
-                map_strings(&mut v, fill);
-                map.insert(fill(&k), v);
-            }
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,7 +257,7 @@ mod tests {
         usage = { input = 3, output = 50, cache_read = 100, cache_creation = 20 }
         [[turn.tool]]
         name = "Write"
-        input = { file_path = "{{app_dir}}/a.txt", content = "port {{ vite_port }}\n" }
+        input = { file_path = "{{app_dir}}/a.txt", content = "port {{vite_port}}\n" }
         [[turn]]
         text = "DEPLOY_COMPLETE"
         usage = { input = 1, output = 5 }
