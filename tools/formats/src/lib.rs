@@ -16,12 +16,12 @@
 
 pub mod app_docs;
 pub mod cost;
+pub mod grading;
 pub mod io;
 pub mod metadata;
 pub mod paths;
 pub mod state;
 pub mod stress;
-pub mod template;
 
 pub use cost::CostSummary;
 pub use io::{read_json, write_json};

@@ -1,0 +1,175 @@
+//! The driver's input (`tools/grade/driver/PROTOCOL.md`): which features to run, with their
+//! UI contract and scripted steps, built from `levels/levels.toml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bench_content::{Feature, Levels};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Version of the program format the driver reads.
+pub const PROGRAM_VERSION: u32 = 1;
+
+/// The whole program file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub version: u32,
+    pub url: String,
+    pub browser: String,
+    pub artifacts_dir: String,
+    pub trace: bool,
+    pub warmup: bool,
+    pub features: Vec<ProgramFeature>,
+}
+
+/// One feature to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramFeature {
+    pub id: u32,
+    pub key: String,
+    pub name: String,
+    pub ui: Value,
+    pub steps: Vec<ProgramStep>,
+}
+
+/// One step: the plan's prose and its script, exactly as the levels file gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramStep {
+    pub index: u32,
+    pub actor: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_s: Option<f64>,
+    pub script: Value,
+}
+
+/// The features to grade: those of levels 1..=level, or the `selection` among them.
+pub fn select_features(levels: &Levels, level: u32, selection: &[u32]) -> Result<Vec<Feature>> {
+    if level == 0 || level > levels.max_level() {
+        bail!(
+            "--level {level} does not exist: levels are 1..={} (see levels/levels.toml)",
+            levels.max_level()
+        );
+    }
+    let all = levels.features_up_to(level)?;
+    for id in selection {
+        if !all.iter().any(|f| f.id == *id) {
+            bail!(
+                "--features {id}: feature {id} is not part of level {level} (its features are {})",
+                ids_text(&all)
+            );
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|f| selection.is_empty() || selection.contains(&f.id))
+        .cloned()
+        .collect())
+}
+
+fn ids_text(features: &[&Feature]) -> String {
+    let ids: Vec<String> = features.iter().map(|f| f.id.to_string()).collect();
+    ids.join(", ")
+}
+
+/// The script of a test step, read from its serialised form so that this crate follows the
+/// levels file's grammar without restating it; a step without one cannot be graded.
+fn step_script(feature: &Feature, index: usize) -> Result<Value> {
+    let step = &feature.test[index];
+    let value = serde_json::to_value(step).context("cannot serialise a test step")?;
+    match value.get("script") {
+        Some(script) if !script.is_null() => Ok(script.clone()),
+        _ => bail!(
+            "feature {} ({}) step {} has no script in levels/levels.toml, so it cannot be graded automatically",
+            feature.id,
+            feature.key,
+            index + 1
+        ),
+    }
+}
+
+/// The driver's feature entry for `feature`.
+pub fn program_feature(feature: &Feature) -> Result<ProgramFeature> {
+    let steps = feature
+        .test
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            Ok(ProgramStep {
+                index: i as u32 + 1,
+                actor: step.actor.name().to_ascii_lowercase(),
+                action: step.action.clone(),
+                within_s: step.within_s,
+                script: step_script(feature, i)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ProgramFeature {
+        id: feature.id,
+        key: feature.key.clone(),
+        name: feature.name.clone(),
+        ui: serde_json::to_value(&feature.ui).context("cannot serialise a UI contract")?,
+        steps,
+    })
+}
+
+/// Where the driver is and what it is given.
+pub struct ProgramSettings {
+    pub url: String,
+    pub browser: PathBuf,
+    pub artifacts_dir: PathBuf,
+    pub trace: bool,
+}
+
+impl Program {
+    /// The program for `features`, in ascending id.
+    pub fn build(settings: &ProgramSettings, features: &[Feature]) -> Result<Program> {
+        let mut features: Vec<&Feature> = features.iter().collect();
+        features.sort_by_key(|f| f.id);
+        Ok(Program {
+            version: PROGRAM_VERSION,
+            url: settings.url.clone(),
+            browser: settings.browser.display().to_string(),
+            artifacts_dir: absolute(&settings.artifacts_dir).display().to_string(),
+            trace: settings.trace,
+            warmup: true,
+            features: features
+                .into_iter()
+                .map(program_feature)
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The behaviours the levels file lists as not checkable by a browser script, per feature:
+/// `(behaviour, reason)`, read from the feature's serialised form (`unscripted`).
+pub fn unscripted(feature: &Feature) -> Vec<(String, String)> {
+    let Ok(value) = serde_json::to_value(feature) else {
+        return Vec::new();
+    };
+    let Some(list) = value.get("unscripted").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|item| match item {
+            Value::String(s) => (s.clone(), String::new()),
+            other => (
+                text_field(other, &["behaviour", "behavior", "what", "text"]),
+                text_field(other, &["reason", "why"]),
+            ),
+        })
+        .collect()
+}
+
+fn text_field(value: &Value, names: &[&str]) -> String {
+    names
+        .iter()
+        .find_map(|n| value.get(*n).and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,222 @@
+//! Turns the driver's events into per-feature step records (`grading.json`'s features),
+//! before scoring.
+
+use anyhow::{Result, bail};
+use bench_formats::grading::{
+    ActionResult, Artifacts, CheckResult, ConsoleError, FeatureGrade, StepOutcome, StepResult,
+};
+
+use crate::events::Event;
+use crate::program::Program;
+
+/// What the driver has reported so far.
+pub struct Recorder {
+    features: Vec<FeatureGrade>,
+    pub browser_version: String,
+    pub warmup_ms: f64,
+    done: bool,
+    fatal: Option<String>,
+}
+
+/// What a caller may want to show after an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Ready,
+    Started(u32),
+    /// A feature ended: its id, checks passed and checks run.
+    Ended {
+        feature: u32,
+        passed: usize,
+        checks: usize,
+        failed_actions: usize,
+    },
+    Nothing,
+}
+
+impl Recorder {
+    /// A record with every step of the program not yet run; `level_of` gives the level
+    /// that adds a feature.
+    pub fn new(program: &Program, level_of: impl Fn(u32) -> u32) -> Recorder {
+        let features = program
+            .features
+            .iter()
+            .map(|f| FeatureGrade {
+                id: f.id,
+                key: f.key.clone(),
+                name: f.name.clone(),
+                level: level_of(f.id),
+                score: 0,
+                max: bench_content::levels::MAX_SCORE,
+                reasons: Vec::new(),
+                steps: f
+                    .steps
+                    .iter()
+                    .map(|s| StepResult {
+                        index: s.index,
+                        actor: s.actor.clone(),
+                        action: s.action.clone(),
+                        within_s: s.within_s,
+                        outcome: StepOutcome::NotRun,
+                        actions: Vec::new(),
+                        checks: Vec::new(),
+                        artifacts: None,
+                    })
+                    .collect(),
+                console_errors: Vec::new(),
+                borrowed_checks: Vec::new(),
+            })
+            .collect();
+        Recorder {
+            features,
+            browser_version: String::new(),
+            warmup_ms: 0.0,
+            done: false,
+            fatal: None,
+        }
+    }
+
+    fn feature_mut(&mut self, id: u32) -> Result<&mut FeatureGrade> {
+        match self.features.iter_mut().find(|f| f.id == id) {
+            Some(f) => Ok(f),
+            None => bail!("the grading driver reported feature {id}, which it was not given"),
+        }
+    }
+
+    fn step_mut(&mut self, feature: u32, step: u32) -> Result<&mut StepResult> {
+        let f = self.feature_mut(feature)?;
+        match f.steps.iter_mut().find(|s| s.index == step) {
+            Some(s) => Ok(s),
+            None => bail!(
+                "the grading driver reported step {step} of feature {feature}, which has no such step"
+            ),
+        }
+    }
+
+    /// Records one event.
+    pub fn apply(&mut self, event: Event) -> Result<Progress> {
+        match event {
+            Event::Ready {
+                browser_version,
+                warmup_ms,
+            } => {
+                self.browser_version = browser_version;
+                self.warmup_ms = warmup_ms;
+                return Ok(Progress::Ready);
+            }
+            Event::FeatureStart { feature } => {
+                self.feature_mut(feature)?;
+                return Ok(Progress::Started(feature));
+            }
+            Event::Action {
+                feature,
+                step,
+                item,
+                user,
+                what,
+                ok,
+                error,
+                ms,
+            } => self.step_mut(feature, step)?.actions.push(ActionResult {
+                item,
+                user,
+                what,
+                ok,
+                error,
+                ms,
+            }),
+            Event::Check(c) => {
+                let observed = c.observed_text();
+                self.step_mut(c.feature, c.step)?.checks.push(CheckResult {
+                    item: c.item,
+                    user: c.user,
+                    what: c.what,
+                    expect: c.expect,
+                    passed: c.passed,
+                    latency_ms: c.latency_ms,
+                    within_s: c.within_s,
+                    observed,
+                    severity: c.severity,
+                    after_refresh: c.after_refresh,
+                    counts_for: c.counts_for.filter(|id| *id != c.feature),
+                })
+            }
+            Event::ConsoleError {
+                feature,
+                step,
+                user,
+                text,
+                url,
+            } => self
+                .feature_mut(feature)?
+                .console_errors
+                .push(ConsoleError {
+                    step,
+                    user,
+                    text,
+                    url,
+                }),
+            Event::Artifacts {
+                feature,
+                step,
+                screenshots,
+                trace,
+            } => {
+                self.step_mut(feature, step)?.artifacts = Some(Artifacts { screenshots, trace });
+            }
+            Event::FeatureEnd { feature } => return self.ended(feature),
+            Event::Done {} => self.done = true,
+            Event::Fatal { error } => self.fatal = Some(error),
+        }
+        Ok(Progress::Nothing)
+    }
+
+    fn ended(&mut self, feature: u32) -> Result<Progress> {
+        let f = self.feature_mut(feature)?;
+        let checks = f.steps.iter().flat_map(|s| &s.checks);
+        let (passed, total) = checks.fold((0, 0), |(p, t), c| (p + usize::from(c.passed), t + 1));
+        let failed_actions = f
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .filter(|a| !a.ok)
+            .count();
+        Ok(Progress::Ended {
+            feature,
+            passed,
+            checks: total,
+            failed_actions,
+        })
+    }
+
+    /// The fatal error the driver reported, if any.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+
+    /// The features with every step's outcome set. Fails (a harness failure) when the driver
+    /// reported a fatal error or stopped before `done`.
+    pub fn finish(mut self) -> Result<Vec<FeatureGrade>> {
+        if let Some(error) = &self.fatal {
+            bail!("the grading driver could not go on: {error}");
+        }
+        if !self.done {
+            bail!("the grading driver stopped before reporting `done` (see its log above)");
+        }
+        for step in self.features.iter_mut().flat_map(|f| f.steps.iter_mut()) {
+            step.outcome = outcome_of(step);
+        }
+        Ok(self.features)
+    }
+}
+
+fn outcome_of(step: &StepResult) -> StepOutcome {
+    if step.actions.iter().any(|a| !a.ok) {
+        StepOutcome::NotCarriedOut
+    } else if step.checks.iter().any(|c| !c.passed) {
+        StepOutcome::Failed
+    } else if step.actions.is_empty() && step.checks.is_empty() {
+        StepOutcome::NotRun
+    } else {
+        StepOutcome::Passed
+    }
+}

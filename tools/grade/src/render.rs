@@ -1,0 +1,274 @@
+//! `GRADING_RESULTS.md` and `BUG_REPORT.md`, in the formats of `grading/templates/` that
+//! `bench_formats::app_docs` parses.
+
+use std::fmt::Write as _;
+
+use bench_formats::grading::{CheckResult, FeatureGrade, GradingFile, StepResult};
+
+use crate::score::{ceiling, seconds};
+
+/// One `## Bug N` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BugEntry {
+    pub title: String,
+    /// `Read receipts (Feature 3)`.
+    pub feature: String,
+    pub feature_id: u32,
+    pub severity: &'static str,
+    pub steps: Vec<String>,
+    pub expected: String,
+    pub actual: String,
+    pub console: String,
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A table cell: one line, no `|`.
+fn cell(text: &str) -> String {
+    one_line(text).replace('|', "/")
+}
+
+fn severity_of(cap: u32) -> &'static str {
+    match cap {
+        0 => "Critical",
+        1 => "Major",
+        _ => "Minor",
+    }
+}
+
+/// The plan's steps up to `upto`, as "Alice: …".
+fn plan_steps(feature: &FeatureGrade, upto: u32) -> Vec<String> {
+    feature
+        .steps
+        .iter()
+        .filter(|s| s.index <= upto)
+        .map(|s| format!("{} {}", capitalised(&s.actor) + ":", one_line(&s.action)))
+        .collect()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+fn console_of(feature: &FeatureGrade, step: Option<u32>) -> String {
+    let errors: Vec<String> = feature
+        .console_errors
+        .iter()
+        .filter(|e| step.is_none() || e.step == step)
+        .map(|e| format!("{}: {}", capitalised(&e.user), one_line(&e.text)))
+        .collect();
+    if errors.is_empty() {
+        "No errors.".into()
+    } else {
+        errors.join("; ")
+    }
+}
+
+fn feature_label(features: &[FeatureGrade], id: u32) -> String {
+    match features.iter().find(|f| f.id == id) {
+        Some(f) => format!("{} (Feature {})", f.name, f.id),
+        None => format!("Feature {id}"),
+    }
+}
+
+fn check_bug(
+    features: &[FeatureGrade],
+    f: &FeatureGrade,
+    s: &StepResult,
+    c: &CheckResult,
+) -> BugEntry {
+    let counts_for = c.counts_for.unwrap_or(f.id);
+    let (cap, _) = ceiling(c);
+    let limit = c.within_s.or(s.within_s);
+    let expected = match limit {
+        Some(l) => format!(
+            "{}: {} within {l} s.",
+            capitalised(&c.user),
+            one_line(&c.what)
+        ),
+        None => format!("{}: {}.", capitalised(&c.user), one_line(&c.what)),
+    };
+    let measured = match c.latency_ms {
+        Some(ms) => format!("seen after {}", seconds(ms)),
+        None => "not seen within the limit".into(),
+    };
+    let observed = if c.observed.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{}; ", one_line(&c.observed))
+    };
+    let refresh = if c.after_refresh {
+        ", shown only after a reload"
+    } else {
+        ""
+    };
+    BugEntry {
+        title: format!("{} — {} step {}", one_line(&c.what), f.name, s.index),
+        feature: feature_label(features, counts_for),
+        feature_id: counts_for,
+        severity: severity_of(cap),
+        steps: plan_steps(f, s.index),
+        expected,
+        actual: format!("{observed}{measured}{refresh}."),
+        console: console_of(f, Some(s.index)),
+    }
+}
+
+fn action_bug(features: &[FeatureGrade], f: &FeatureGrade, s: &StepResult) -> Option<BugEntry> {
+    let a = s.actions.iter().find(|a| !a.ok)?;
+    Some(BugEntry {
+        title: format!(
+            "{} could not {} — {} step {}",
+            capitalised(&a.user),
+            one_line(&a.what),
+            f.name,
+            s.index
+        ),
+        feature: feature_label(features, f.id),
+        feature_id: f.id,
+        severity: "Critical",
+        steps: plan_steps(f, s.index),
+        expected: format!("{} can {}.", capitalised(&a.user), one_line(&a.what)),
+        actual: format!(
+            "{}.",
+            one_line(a.error.as_deref().unwrap_or("the action failed"))
+        ),
+        console: console_of(f, Some(s.index)),
+    })
+}
+
+/// Every bug of a grading: each step that could not be carried out, each failed expectation
+/// (under the feature it counts for), and console errors of a feature that lost a point
+/// to them; in feature and step order.
+pub fn bugs(file: &GradingFile) -> Vec<BugEntry> {
+    let mut out = Vec::new();
+    for f in &file.features {
+        for s in &f.steps {
+            if let Some(bug) = action_bug(&file.features, f, s) {
+                out.push(bug);
+            }
+            for c in s.checks.iter().filter(|c| !c.passed) {
+                out.push(check_bug(&file.features, f, s, c));
+            }
+        }
+        if !f.console_errors.is_empty() && f.score < f.max {
+            out.push(BugEntry {
+                title: format!("Console errors while testing {}", f.name),
+                feature: feature_label(&file.features, f.id),
+                feature_id: f.id,
+                severity: "Minor",
+                steps: plan_steps(f, u32::MAX),
+                expected: "No error in either browser console.".into(),
+                actual: format!("{} error(s).", f.console_errors.len()),
+                console: console_of(f, None),
+            });
+        }
+    }
+    out
+}
+
+fn backend_text(file: &GradingFile) -> String {
+    file.backend.clone().unwrap_or_else(|| "app".into())
+}
+
+/// `BUG_REPORT.md`; `None` when the grading found nothing to fix.
+pub fn bug_report(file: &GradingFile) -> Option<String> {
+    let bugs = bugs(file);
+    if bugs.is_empty() {
+        return None;
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Bug Report — Level {} ({})\n",
+        file.level,
+        backend_text(file)
+    );
+    let _ = writeln!(
+        s,
+        "Written by `{}` on {} from `grading.json`: one section per failed expectation, graded in a real browser with two users ({}).\n",
+        file.generator, file.graded_at, file.url
+    );
+    for (n, bug) in bugs.iter().enumerate() {
+        let _ = writeln!(s, "## Bug {}: {}\n", n + 1, one_line(&bug.title));
+        let _ = writeln!(s, "**Feature:** {}", bug.feature);
+        let _ = writeln!(s, "**Severity:** {}", bug.severity);
+        let _ = writeln!(s, "**Level:** {}\n", file.level);
+        let _ = writeln!(s, "**Steps to reproduce:**");
+        for (i, step) in bug.steps.iter().enumerate() {
+            let _ = writeln!(s, "{}. {step}", i + 1);
+        }
+        let _ = writeln!(s, "\n**Expected:** {}", bug.expected);
+        let _ = writeln!(s, "**Actual:** {}", bug.actual);
+        let _ = writeln!(s, "**Console:** {}\n", bug.console);
+    }
+    Some(s)
+}
+
+/// `GRADING_RESULTS.md`.
+pub fn grading_results(file: &GradingFile) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Grading Results — Level {} ({})\n",
+        file.level,
+        backend_text(file)
+    );
+    let app = file.app_dir.clone().unwrap_or_else(|| file.url.clone());
+    let _ = writeln!(s, "**App:** `{app}`");
+    let _ = writeln!(s, "**Graded at:** {}", file.graded_at);
+    let _ = writeln!(
+        s,
+        "**Grader:** {} ({}, {})\n",
+        file.generator, file.browser.version, file.browser.path
+    );
+    if !file.selection.is_empty() {
+        let ids: Vec<String> = file.selection.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            s,
+            "Only features {} were graded (`--features`).\n",
+            ids.join(", ")
+        );
+    }
+    let _ = writeln!(s, "| Feature | Score | Notes |");
+    let _ = writeln!(s, "|---------|-------|-------|");
+    for f in &file.features {
+        let notes = cell(&f.reasons.join("; "));
+        let _ = writeln!(
+            s,
+            "| Feature {}: {} | {}/{} | {notes} |",
+            f.id,
+            cell(&f.name),
+            f.score,
+            f.max
+        );
+    }
+    let _ = writeln!(s, "| **TOTAL** | **{}/{}** | |", file.score, file.max);
+    if !file.not_checked.is_empty() {
+        let _ = writeln!(s, "\n## Not checked\n");
+        let _ = writeln!(
+            s,
+            "No browser script checks these behaviours; they are neither passed nor failed:\n"
+        );
+        for n in &file.not_checked {
+            let why = if n.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", one_line(&n.reason))
+            };
+            let _ = writeln!(
+                s,
+                "- Feature {}: {}{why}",
+                n.feature,
+                one_line(&n.behaviour)
+            );
+        }
+    }
+    s
+}
