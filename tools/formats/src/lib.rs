@@ -15,6 +15,7 @@
 //! file never drops what another tool put there.
 
 pub mod app_docs;
+pub mod attribution;
 pub mod cost;
 pub mod grading;
 pub mod io;

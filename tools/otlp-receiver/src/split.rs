@@ -1,11 +1,14 @@
 //! Splitting an export request by agent session.
 //!
-//! A record belongs to the session named by its own `session.id` attribute, else by its
-//! resource's `session.id`, else by its resource's `run.id`, else to [`UNATTRIBUTED`]. Each
-//! session's part keeps the resource and scope its records came with, in arrival order.
+//! A record is filed under the session the shared rule names
+//! ([`bench_formats::attribution::Tags::owner`]: its own `session.id`, else its resource's,
+//! else its own `run.id`, else its resource's), or under [`UNATTRIBUTED`] when it has no
+//! tag. Each session's part keeps the resource and scope its records came with, in arrival
+//! order.
 
 use std::collections::HashMap;
 
+use bench_formats::attribution::{RUN_ID, SESSION_ID, Tags};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -45,26 +48,30 @@ pub fn sanitize_key(key: &str) -> String {
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(s) if !s.trim().is_empty() => Some(s.as_str()),
+            any_value::Value::StringValue(s) => Some(s.as_str()),
             _ => None,
         }
     })
 }
 
-/// The key records of this resource fall back to.
-fn resource_key(resource: Option<&Resource>) -> String {
+/// A resource's own tags: what its records without tags of their own fall back to.
+fn resource_tags(resource: Option<&Resource>) -> Tags<'_> {
     let attrs = resource.map(|r| r.attributes.as_slice()).unwrap_or(&[]);
-    let raw = attribute(attrs, "session.id")
-        .or_else(|| attribute(attrs, "run.id"))
-        .unwrap_or(UNATTRIBUTED);
-    sanitize_key(raw)
+    Tags {
+        resource_session: attribute(attrs, SESSION_ID),
+        resource_run: attribute(attrs, RUN_ID),
+        ..Tags::default()
+    }
 }
 
-fn record_key(attributes: &[KeyValue], fallback: &str) -> String {
-    match attribute(attributes, "session.id") {
-        Some(id) => sanitize_key(id),
-        None => fallback.to_string(),
-    }
+/// The folder key of a record with these attributes, coming from a resource with these tags.
+fn record_key(attributes: &[KeyValue], resource: Tags<'_>) -> String {
+    let tags = Tags {
+        record_session: attribute(attributes, SESSION_ID),
+        record_run: attribute(attributes, RUN_ID),
+        ..resource
+    };
+    sanitize_key(tags.owner().unwrap_or(UNATTRIBUTED))
 }
 
 /// Items grouped by key, keys in order of first appearance, items in their order.
@@ -144,9 +151,9 @@ pub struct SessionPart<R> {
 pub fn split_logs(req: &ExportLogsServiceRequest) -> Vec<SessionPart<ExportLogsServiceRequest>> {
     let mut shares: Shares<ExportLogsServiceRequest> = Shares::new();
     for (ri, rl) in req.resource_logs.iter().enumerate() {
-        let fallback = resource_key(rl.resource.as_ref());
+        let resource = resource_tags(rl.resource.as_ref());
         for (si, sl) in rl.scope_logs.iter().enumerate() {
-            for (key, records) in group(&sl.log_records, |r| record_key(&r.attributes, &fallback)) {
+            for (key, records) in group(&sl.log_records, |r| record_key(&r.attributes, resource)) {
                 let share = shares.get(&key);
                 if share.last_resource != Some(ri) {
                     share.request.resource_logs.push(ResourceLogs {
@@ -178,7 +185,7 @@ pub fn split_logs(req: &ExportLogsServiceRequest) -> Vec<SessionPart<ExportLogsS
 }
 
 /// A metric cut into per-session metrics, each holding only that session's data points.
-fn split_metric(m: &Metric, fallback: &str) -> Vec<(String, Metric, usize)> {
+fn split_metric(m: &Metric, resource: Tags<'_>) -> Vec<(String, Metric, usize)> {
     let with = |data: metric::Data| Metric {
         name: m.name.clone(),
         description: m.description.clone(),
@@ -186,7 +193,7 @@ fn split_metric(m: &Metric, fallback: &str) -> Vec<(String, Metric, usize)> {
         metadata: m.metadata.clone(),
         data: Some(data),
     };
-    let key = |attrs: &[KeyValue]| record_key(attrs, fallback);
+    let key = |attrs: &[KeyValue]| record_key(attrs, resource);
     let parts: Vec<(String, Metric, usize)> = match &m.data {
         None => Vec::new(),
         Some(metric::Data::Gauge(g)) => group(&g.data_points, |p| key(&p.attributes))
@@ -246,7 +253,7 @@ fn split_metric(m: &Metric, fallback: &str) -> Vec<(String, Metric, usize)> {
     };
     if parts.is_empty() {
         // No data points to attribute: the metric goes with its resource.
-        vec![(fallback.to_string(), m.clone(), 0)]
+        vec![(record_key(&[], resource), m.clone(), 0)]
     } else {
         parts
     }
@@ -258,10 +265,10 @@ pub fn split_metrics(
 ) -> Vec<SessionPart<ExportMetricsServiceRequest>> {
     let mut shares: Shares<ExportMetricsServiceRequest> = Shares::new();
     for (ri, rm) in req.resource_metrics.iter().enumerate() {
-        let fallback = resource_key(rm.resource.as_ref());
+        let resource = resource_tags(rm.resource.as_ref());
         for (si, sm) in rm.scope_metrics.iter().enumerate() {
             for m in &sm.metrics {
-                for (key, part, points) in split_metric(m, &fallback) {
+                for (key, part, points) in split_metric(m, resource) {
                     let share = shares.get(&key);
                     if share.last_resource != Some(ri) {
                         share.request.resource_metrics.push(ResourceMetrics {
@@ -396,5 +403,30 @@ mod tests {
             req.resource_logs[1].resource
         );
         assert_eq!(parts[0].records, 2);
+    }
+
+    #[test]
+    fn a_record_run_id_comes_before_its_resource_run_id() {
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("run.id", "run-res")],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![record(1, vec![kv("run.id", "run-rec")]), record(2, vec![])],
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        let keys: Vec<(String, usize)> = split_logs(&req)
+            .into_iter()
+            .map(|p| (p.key, p.records))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![("run-rec".to_string(), 1), ("run-res".to_string(), 1)]
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use bench_formats::attribution::{Belongs, Level, RUN_ID, SESSION_ID};
 use bench_formats::cost::{ApiError, InputStats, ToolStats};
 use memchr::memmem::Finder;
 
@@ -59,48 +60,21 @@ pub enum Verdict {
     UntaggedOutside,
 }
 
-/// The tags of a record and of its resource.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Tags<'b> {
-    pub record_session: Option<&'b str>,
-    pub record_run: Option<&'b str>,
-    pub resource_session: Option<&'b str>,
-    pub resource_run: Option<&'b str>,
-}
+/// The tags of a record and of its resource: the receiver's type, so that both read
+/// them by the same rule ([`bench_formats::attribution`]).
+pub use bench_formats::attribution::Tags;
 
 impl Target {
-    /// Attribution rule. A record's own `session.id` decides when present; without one,
-    /// its resource's `session.id` does. When session ids cannot decide (absent, or this
-    /// session's id is unknown), `run.id` (record, then resource) decides the same way.
-    /// Only a record with no tag at all falls back to the session's time window. A record
-    /// tagged with a different session is never taken.
+    /// Attribution: the shared rule ([`Tags::belongs_to`]: session ids, then run ids, the
+    /// record's tag before its resource's) decides every tagged record; a record tagged
+    /// with a different session is never taken. Only a record with no tag at all falls
+    /// back to the session's time window.
     pub fn decide(&self, tags: Tags<'_>, time_ns: Option<u64>) -> Verdict {
-        // Session ids first, then run ids; for each, the record's tag before its resource's.
-        for (mine, record, resource) in [
-            (
-                self.session_id.as_deref(),
-                tags.record_session,
-                tags.resource_session,
-            ),
-            (self.run_id.as_deref(), tags.record_run, tags.resource_run),
-        ] {
-            let Some(mine) = mine else { continue };
-            for (tag, origin) in [(record, Origin::RecordTag), (resource, Origin::ResourceTag)] {
-                if let Some(tag) = tag {
-                    return if tag == mine {
-                        Verdict::Ours(origin)
-                    } else {
-                        Verdict::Other
-                    };
-                }
-            }
-        }
-        if tags.record_session.is_some()
-            || tags.resource_session.is_some()
-            || tags.record_run.is_some()
-            || tags.resource_run.is_some()
-        {
-            return Verdict::Other;
+        match tags.belongs_to(self.session_id.as_deref(), self.run_id.as_deref()) {
+            Belongs::Yes(Level::Record) => return Verdict::Ours(Origin::RecordTag),
+            Belongs::Yes(Level::Resource) => return Verdict::Ours(Origin::ResourceTag),
+            Belongs::No => return Verdict::Other,
+            Belongs::Untagged => {}
         }
         match (self.window, time_ns) {
             (Some((start, end)), Some(t))
@@ -330,8 +304,8 @@ fn resource_attrs<'b, 'a>(resource: &'b Option<otlp::Resource<'a>>) -> &'b [KeyV
 
 fn resource_tags<'b>(attrs: &'b [KeyValue<'_>]) -> (Option<&'b str>, Option<&'b str>) {
     (
-        otlp::attr_str(attrs, "session.id"),
-        otlp::attr_str(attrs, "run.id"),
+        otlp::attr_str(attrs, SESSION_ID),
+        otlp::attr_str(attrs, RUN_ID),
     )
 }
 
@@ -399,8 +373,8 @@ fn process_export(line: &ExportLine<'_>, target: &Target, out: &mut Collected) -
             for (li, rec) in sl.log_records.iter().enumerate() {
                 m.total += 1;
                 let tags = Tags {
-                    record_session: record_str(rec, "session.id"),
-                    record_run: record_str(rec, "run.id"),
+                    record_session: record_str(rec, SESSION_ID),
+                    record_run: record_str(rec, RUN_ID),
                     resource_session: res_sid,
                     resource_run: res_rid,
                 };
@@ -434,8 +408,8 @@ fn process_export(line: &ExportLine<'_>, target: &Target, out: &mut Collected) -
                 for (pi, p) in points.iter().enumerate() {
                     m.total += 1;
                     let tags = Tags {
-                        record_session: otlp::attr_str(&p.attributes, "session.id"),
-                        record_run: otlp::attr_str(&p.attributes, "run.id"),
+                        record_session: otlp::attr_str(&p.attributes, SESSION_ID),
+                        record_run: otlp::attr_str(&p.attributes, RUN_ID),
                         resource_session: res_sid,
                         resource_run: res_rid,
                     };
