@@ -38,11 +38,14 @@ enum Command {
     BenchReport(bench_report::cli::Args),
     /// Throughput and latency of the generated apps under load.
     BenchStress(bench_stress::cli::Args),
+    /// Grade an app in a real browser with two users by the scripted test plans (exit 0 all points, 1 bugs, 2 could not grade).
+    BenchGrade(bench_grade::cli::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::BenchGrade(args) => return bench_grade::cli::run(args),
         Command::BenchTelemetry(args) => bench_telemetry::cli::run(args),
         Command::BenchTelemetryPerf(args) => bench_telemetry::cli::run_perf(args),
         Command::BenchRun(args) => bench_runner::cli::run(args),

@@ -5,7 +5,13 @@
 //! (`tools/grade/driver/`, Node + `playwright-core`) carries the scripts out in Chromium
 //! and reports what it saw, one JSON event per line (`driver/PROTOCOL.md`).
 
+pub mod app;
+pub mod browser;
+pub mod cli;
+pub mod driver;
 pub mod events;
+pub mod grade;
+pub mod output;
 pub mod program;
 pub mod record;
 pub mod render;

@@ -73,38 +73,58 @@ fn ids_text(features: &[&Feature]) -> String {
     ids.join(", ")
 }
 
-/// The script of a test step, read from its serialised form so that this crate follows the
-/// levels file's grammar without restating it; a step without one cannot be graded.
-fn step_script(feature: &Feature, index: usize) -> Result<Value> {
+/// A test step's script, read from its serialised form so that this crate follows the levels
+/// file's grammar without restating it: `Ok(None)` for a step the file marks `manual` (no
+/// browser script can carry it out); an error for a step with neither.
+fn step_script(feature: &Feature, index: usize) -> Result<Option<Value>> {
     let step = &feature.test[index];
     let value = serde_json::to_value(step).context("cannot serialise a test step")?;
-    match value.get("script") {
-        Some(script) if !script.is_null() => Ok(script.clone()),
-        _ => bail!(
-            "feature {} ({}) step {} has no script in levels/levels.toml, so it cannot be graded automatically",
-            feature.id,
-            feature.key,
-            index + 1
-        ),
+    let script = value
+        .get("script")
+        .filter(|s| s.as_array().is_some_and(|a| !a.is_empty()));
+    if let Some(script) = script {
+        return Ok(Some(script.clone()));
     }
+    if value.get("manual").is_some_and(|m| !m.is_null()) {
+        return Ok(None);
+    }
+    bail!(
+        "feature {} ({}) step {} has no script in levels/levels.toml, so it cannot be graded automatically",
+        feature.id,
+        feature.key,
+        index + 1
+    )
 }
 
-/// The driver's feature entry for `feature`.
-pub fn program_feature(feature: &Feature) -> Result<ProgramFeature> {
-    let steps = feature
+/// The steps the levels file marks `manual`: `(step, why)`.
+pub fn manual_steps(feature: &Feature) -> Vec<(u32, String)> {
+    feature
         .test
         .iter()
         .enumerate()
-        .map(|(i, step)| {
-            Ok(ProgramStep {
-                index: i as u32 + 1,
-                actor: step.actor.name().to_ascii_lowercase(),
-                action: step.action.clone(),
-                within_s: step.within_s,
-                script: step_script(feature, i)?,
-            })
+        .filter_map(|(i, step)| {
+            let value = serde_json::to_value(step).ok()?;
+            let why = value.get("manual")?.as_str()?.to_string();
+            Some((i as u32 + 1, why))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// The driver's feature entry for `feature` (its `manual` steps left out).
+pub fn program_feature(feature: &Feature) -> Result<ProgramFeature> {
+    let mut steps = Vec::new();
+    for (i, step) in feature.test.iter().enumerate() {
+        let Some(script) = step_script(feature, i)? else {
+            continue;
+        };
+        steps.push(ProgramStep {
+            index: i as u32 + 1,
+            actor: step.actor.name().to_ascii_lowercase(),
+            action: step.action.clone(),
+            within_s: step.within_s,
+            script,
+        });
+    }
     Ok(ProgramFeature {
         id: feature.id,
         key: feature.key.clone(),
@@ -146,8 +166,8 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The behaviours the levels file lists as not checkable by a browser script, per feature:
-/// `(behaviour, reason)`, read from the feature's serialised form (`unscripted`).
+/// The behaviours the levels file lists as not checkable by a browser script (`unscripted`:
+/// the behaviour's 1-based index and why), as `(behaviour text, why)`.
 pub fn unscripted(feature: &Feature) -> Vec<(String, String)> {
     let Ok(value) = serde_json::to_value(feature) else {
         return Vec::new();
@@ -156,20 +176,25 @@ pub fn unscripted(feature: &Feature) -> Vec<(String, String)> {
         return Vec::new();
     };
     list.iter()
-        .map(|item| match item {
-            Value::String(s) => (s.clone(), String::new()),
-            other => (
-                text_field(other, &["behaviour", "behavior", "what", "text"]),
-                text_field(other, &["reason", "why"]),
-            ),
+        .map(|item| {
+            let why = item.get("why").and_then(Value::as_str).unwrap_or_default();
+            let text = match item.get("behaviour") {
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .and_then(|n| feature.behaviours.get((n as usize).wrapping_sub(1)))
+                    .cloned()
+                    .unwrap_or_else(|| format!("behaviour {n}")),
+                Some(Value::String(s)) => s.clone(),
+                _ => String::from("(unnamed behaviour)"),
+            };
+            (text, why.to_string())
         })
         .collect()
 }
 
-fn text_field(value: &Value, names: &[&str]) -> String {
-    names
-        .iter()
-        .find_map(|n| value.get(*n).and_then(Value::as_str))
-        .unwrap_or_default()
-        .to_string()
+impl ProgramStep {
+    /// The script item at `item` (0-based), if any.
+    pub fn item(&self, item: u32) -> Option<&Value> {
+        self.script.as_array()?.get(item as usize)
+    }
 }

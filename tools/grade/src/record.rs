@@ -6,12 +6,15 @@ use bench_formats::grading::{
     ActionResult, Artifacts, CheckResult, ConsoleError, FeatureGrade, StepOutcome, StepResult,
 };
 
-use crate::events::Event;
+use bench_formats::grading::Severity;
+
+use crate::events::{CheckEvent, Event};
 use crate::program::Program;
 
 /// What the driver has reported so far.
 pub struct Recorder {
     features: Vec<FeatureGrade>,
+    program: Program,
     pub browser_version: String,
     pub warmup_ms: f64,
     done: bool,
@@ -68,6 +71,7 @@ impl Recorder {
             .collect();
         Recorder {
             features,
+            program: program.clone(),
             browser_version: String::new(),
             warmup_ms: 0.0,
             done: false,
@@ -124,7 +128,8 @@ impl Recorder {
                 error,
                 ms,
             }),
-            Event::Check(c) => {
+            Event::Check(mut c) => {
+                self.complete_from_script(&mut c);
                 let observed = c.observed_text();
                 self.step_mut(c.feature, c.step)?.checks.push(CheckResult {
                     item: c.item,
@@ -168,6 +173,28 @@ impl Recorder {
             Event::Fatal { error } => self.fatal = Some(error),
         }
         Ok(Progress::Nothing)
+    }
+
+    /// Fills what the driver left out from the script item itself: the feature the
+    /// expectation counts for (`feature`) and its `severity`.
+    fn complete_from_script(&self, c: &mut CheckEvent) {
+        let item = self
+            .program
+            .features
+            .iter()
+            .find(|f| f.id == c.feature)
+            .and_then(|f| f.steps.iter().find(|s| s.index == c.step))
+            .and_then(|s| s.item(c.item));
+        let Some(item) = item else { return };
+        if c.counts_for.is_none() {
+            c.counts_for = item
+                .get("feature")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as u32);
+        }
+        if let Some(severity) = item.get("severity").and_then(|v| v.as_str()) {
+            c.severity = Severity::parse(severity);
+        }
     }
 
     fn ended(&mut self, feature: u32) -> Result<Progress> {

@@ -1,0 +1,243 @@
+//! One grading, start to end: choose the features, check the app answers, run the driver,
+//! score, write the files.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bench_content::{Feature, Levels};
+use bench_formats::grading::{
+    BrowserInfo, GRADING_SCHEMA, GRADING_SCHEMA_VERSION, GradingFile, NotChecked,
+};
+
+use crate::program::{Program, ProgramSettings, manual_steps, select_features, unscripted};
+use crate::record::{Progress, Recorder};
+use crate::{browser, driver, output, score};
+
+/// What is graded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// An app folder the harness knows (its backend, level and address come from it).
+    App(PathBuf),
+    /// An app running anywhere.
+    Url(String),
+}
+
+/// Everything one grading needs.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The benchmark repository (content, driver sources).
+    pub root: PathBuf,
+    pub target: Target,
+    /// The level to grade; with an app folder, defaults to the app's level.
+    pub level: Option<u32>,
+    /// Grade only these features of the level (empty: all).
+    pub features: Vec<u32>,
+    pub browser: Option<PathBuf>,
+    /// Where the files go; defaults to the app folder.
+    pub out: Option<PathBuf>,
+    /// Where the driver's npm packages are installed.
+    pub driver_dir: PathBuf,
+    /// Record a Playwright trace of failed steps.
+    pub trace: bool,
+}
+
+/// A finished grading.
+#[derive(Debug, Clone)]
+pub struct Graded {
+    pub file: GradingFile,
+    /// The files written in the output folder.
+    pub written: Vec<PathBuf>,
+    /// `.bench/grading/<stamp>-level-<N>/`.
+    pub run_dir: PathBuf,
+}
+
+impl Graded {
+    /// Every graded feature got its maximum.
+    pub fn all_points(&self) -> bool {
+        self.file.score == self.file.max
+    }
+}
+
+/// Where the app is and what it is, once resolved.
+pub(crate) struct Resolved {
+    pub(crate) url: String,
+    pub(crate) out: PathBuf,
+    pub(crate) app_dir: Option<PathBuf>,
+    pub(crate) backend: Option<String>,
+    pub(crate) level: u32,
+}
+
+fn resolve(req: &Request) -> Result<Resolved> {
+    match &req.target {
+        Target::Url(url) => {
+            let Some(level) = req.level else {
+                bail!("--url needs --level N (the level whose features to grade)");
+            };
+            let Some(out) = req.out.clone() else {
+                bail!("--url needs --out DIR (where GRADING_RESULTS.md and grading.json go)");
+            };
+            Ok(Resolved {
+                url: url.clone(),
+                out,
+                app_dir: None,
+                backend: None,
+                level,
+            })
+        }
+        Target::App(dir) => crate::app::resolve_app(dir, req.level, req.out.clone()),
+    }
+}
+
+/// Grades: `progress` gets one line per feature as the driver finishes it. An `Err` is a
+/// harness failure (bad arguments, app down, browser or driver missing): nothing is written
+/// in the output folder then.
+pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
+    let levels = Levels::load(&req.root)?;
+    let target = resolve(req)?;
+    let features = select_features(&levels, target.level, &req.features)?;
+    let browser = browser::find_browser(req.browser.as_deref())?;
+    if let Err(why) = bench_proc::http_ready(&target.url) {
+        bail!(
+            "the app does not answer at {} ({why}): start it first{}",
+            target.url,
+            match &target.app_dir {
+                Some(dir) => format!(" (cargo xtask bench-app start {})", dir.display()),
+                None => String::new(),
+            }
+        );
+    }
+    let main = driver::install(&req.root, &req.driver_dir)?;
+    let started = chrono::Utc::now();
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
+    let run_dir = output::run_dir(&target.out, &stamp, target.level);
+    let settings = ProgramSettings {
+        url: target.url.clone(),
+        browser: browser.clone(),
+        artifacts_dir: run_dir.join("artifacts"),
+        trace: req.trace,
+    };
+    let program = Program::build(&settings, &features)?;
+    let clock = Instant::now();
+    let recorder = run_driver(&main, &program, &run_dir, &levels, progress)?;
+    let browser_version = recorder.browser_version.clone();
+    let mut graded = recorder.finish()?;
+    score::score_all(&mut graded);
+    let file = GradingFile {
+        schema: GRADING_SCHEMA.into(),
+        schema_version: GRADING_SCHEMA_VERSION,
+        generator: format!("bench-grade {}", env!("CARGO_PKG_VERSION")),
+        graded_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        url: target.url.clone(),
+        app_dir: target.app_dir.as_ref().map(|d| d.display().to_string()),
+        backend: target.backend.clone(),
+        level: target.level,
+        selection: req.features.clone(),
+        browser: BrowserInfo {
+            path: browser.display().to_string(),
+            version: browser_version,
+        },
+        score: graded.iter().map(|f| f.score).sum(),
+        max: graded.iter().map(|f| f.max).sum(),
+        features: graded,
+        not_checked: not_checked(&features),
+    };
+    let written = output::write_outputs(&target.out, &run_dir, &stamp, &file)?;
+    Ok(Graded {
+        file,
+        written,
+        run_dir,
+    })
+}
+
+fn not_checked(features: &[Feature]) -> Vec<NotChecked> {
+    features
+        .iter()
+        .flat_map(|f| {
+            let behaviours = unscripted(f).into_iter();
+            let steps = manual_steps(f)
+                .into_iter()
+                .map(|(step, why)| (format!("test step {step}"), why));
+            behaviours
+                .chain(steps)
+                .map(|(behaviour, reason)| NotChecked {
+                    feature: f.id,
+                    behaviour,
+                    reason,
+                })
+        })
+        .collect()
+}
+
+/// Runs the driver on `program` (written into `run_dir`), recording its events.
+fn run_driver(
+    main: &Path,
+    program: &Program,
+    run_dir: &Path,
+    levels: &Levels,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Recorder> {
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let program_path = run_dir.join("program.json");
+    bench_formats::io::write_json(&program_path, program)?;
+    let level_of = |id: u32| levels.level_of(id).map_or(0, |l| l.number);
+    let mut recorder = Recorder::new(program, level_of);
+    let steps: usize = program.features.iter().map(|f| f.steps.len()).sum();
+    let deadline = Duration::from_secs(120 + 60 * steps as u64);
+    let total = program.features.len();
+    let mut done = 0;
+    let mut feature_clock = Instant::now();
+    let log = run_dir.join("driver.log");
+    let exit = driver::run(main, &program_path, &log, deadline, &mut |event| {
+        match recorder.apply(event)? {
+            Progress::Ready => progress(&format!(
+                "browser ready ({}, warm-up {:.1} s)",
+                recorder.browser_version,
+                recorder.warmup_ms / 1000.0
+            )),
+            Progress::Started(_) => feature_clock = Instant::now(),
+            Progress::Ended {
+                feature,
+                passed,
+                checks,
+                failed_actions,
+            } => {
+                done += 1;
+                let name = program
+                    .features
+                    .iter()
+                    .find(|f| f.id == feature)
+                    .map_or("", |f| f.name.as_str());
+                let blocked = if failed_actions > 0 {
+                    format!(", {failed_actions} action(s) could not be carried out")
+                } else {
+                    String::new()
+                };
+                progress(&format!(
+                    "[{done}/{total}] Feature {feature}: {name} — {passed}/{checks} checks passed{blocked} ({:.1} s)",
+                    feature_clock.elapsed().as_secs_f64()
+                ));
+            }
+            Progress::Nothing => {}
+        }
+        Ok(())
+    })
+    .with_context(|| format!("the grading driver failed (its log: {})", log.display()))?;
+    if let Some(error) = recorder.fatal() {
+        bail!(
+            "the grading driver could not go on: {error} (its log: {})",
+            log.display()
+        );
+    }
+    if !exit.success {
+        bail!(
+            "the grading driver exited with {} (its log: {}):\n{}",
+            exit.status,
+            log.display(),
+            exit.log_tail
+        );
+    }
+    Ok(recorder)
+}
