@@ -77,13 +77,11 @@ fn compose(layout: &Layout, ports: &Ports) -> Result<Command> {
 }
 
 fn current_uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() }
+    bench_proc::real_uid()
 }
 
 fn current_gid() -> u32 {
-    // SAFETY: getgid cannot fail.
-    unsafe { libc::getgid() }
+    bench_proc::real_gid()
 }
 
 pub fn state(layout: &Layout) -> Option<DockerState> {

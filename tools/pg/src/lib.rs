@@ -17,17 +17,16 @@
 //! cluster's superuser and logs in with its password over TCP; administration (creating
 //! databases) goes through `psql` with the same credentials.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::unix::fs::{PermissionsExt as _, chown};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+/// Loopback port helpers, re-exported from bench-proc for this crate's callers.
+pub use bench_proc::{free_port, port_accepts};
 
 /// Name of the settings file this crate writes into the data folder and includes from
 /// `postgresql.conf`; rewritten on each start so the port can change between starts.
@@ -156,27 +155,24 @@ struct OsUser {
 /// `None` when we are not root (run everything as ourselves); else the `postgres` account
 /// (or `$BENCH_PG_OS_USER`).
 fn server_os_user() -> Result<Option<OsUser>> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !bench_proc::effective_uid_is_root() {
         return Ok(None);
     }
     let name = std::env::var("BENCH_PG_OS_USER").unwrap_or_else(|_| "postgres".to_string());
-    let c_name = CString::new(name.clone()).context("BENCH_PG_OS_USER holds a NUL byte")?;
-    // SAFETY: c_name is a valid C string; getpwnam returns NULL or a pointer to a static
-    // record that we read immediately, before any other passwd call.
-    let entry = unsafe { libc::getpwnam(c_name.as_ptr()) };
-    if entry.is_null() {
+    let Some(user) = bench_proc::os_user(&name)? else {
         bail!(
             "PostgreSQL refuses to run as root and there is no OS user `{name}` to run it as: \
              create one (`useradd --system --user-group postgres`) or set BENCH_PG_OS_USER to an existing non-root user"
         );
-    }
-    // SAFETY: entry is non-null and points to a valid passwd record.
-    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
-    if uid == 0 {
+    };
+    if user.uid == 0 {
         bail!("BENCH_PG_OS_USER={name} is root; PostgreSQL needs a non-root OS user");
     }
-    Ok(Some(OsUser { name, uid, gid }))
+    Ok(Some(OsUser {
+        name,
+        uid: user.uid,
+        gid: user.gid,
+    }))
 }
 
 /// A PostgreSQL cluster this process started or attached to.
@@ -339,7 +335,7 @@ impl PgCluster {
             .get(3)
             .and_then(|l| l.trim().parse().ok())
             .unwrap_or(0);
-        if !process_alive(pid) {
+        if !bench_proc::alive(pid) {
             return Ok(None);
         }
         Ok(Some(RunningServer { pid, port }))
@@ -542,7 +538,7 @@ impl PgCluster {
             &self.data_dir,
         )?;
         if !out.status.success() {
-            let log_tail = tail(&log, 20);
+            let log_tail = bench_proc::tail(&log, 20);
             bail!(
                 "pg_ctl start on {} (port {}) failed: {}\n{}\nserver log {}:\n{log_tail}",
                 self.data_dir.display(),
@@ -718,41 +714,6 @@ fn lock_path(data_dir: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
     data_dir.with_file_name(format!(".{name}.bench-pg.lock"))
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-        .context("finding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Whether something accepts TCP connections on 127.0.0.1:`port`.
-pub fn port_accepts(port: u16) -> bool {
-    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-    TcpStream::connect_timeout(&addr.into(), Duration::from_secs(1)).is_ok()
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(err) => format!("(unreadable: {err})"),
-    }
 }
 
 fn percent_encode(text: &str) -> String {

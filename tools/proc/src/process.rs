@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::{Pid, User, geteuid};
+use nix::unistd::{Pid, User, geteuid, getgid, getuid};
 use procfs::process::{ProcState, Process};
 
 /// How often the stop loops look again.
@@ -224,6 +224,16 @@ fn nix_pid(pid: u32) -> Option<Pid> {
 /// Whether this process runs as root.
 pub fn effective_uid_is_root() -> bool {
     geteuid().is_root()
+}
+
+/// The real user id of this process.
+pub fn real_uid() -> u32 {
+    getuid().as_raw()
+}
+
+/// The real group id of this process.
+pub fn real_gid() -> u32 {
+    getgid().as_raw()
 }
 
 /// An OS account, from the user database.
