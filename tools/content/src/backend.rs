@@ -46,10 +46,28 @@ pub struct BackendFile {
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     pub detect: Detect,
+    /// Infrastructure services its runs need started besides telemetry, by name
+    /// ([`bench_formats::infra::SERVICES`]: `postgres`, `mongodb`).
+    #[serde(default)]
+    pub services: Vec<String>,
     #[serde(default)]
     pub preflight: Vec<Preflight>,
     pub commands: Commands,
     pub loc: LocSpec,
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+/// How reports name and show the backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Other names published figures use for it (`stdb`, `pg`, …).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Whether ratios divide by this backend when no baseline is asked for.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 /// The app's title and colours, shown in its header and used by the style guide.
@@ -505,6 +523,18 @@ impl Backend {
                 parsed.database.name
             ));
         }
+        for name in &parsed.services {
+            if bench_formats::infra::service(name).is_none() {
+                let known: Vec<&str> = bench_formats::infra::SERVICES
+                    .iter()
+                    .map(|s| s.name)
+                    .collect();
+                problems.push(format!(
+                    "services: {name:?} is not an infrastructure service (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
         if parsed.detect.all.is_empty() {
             problems
                 .push("detect.all is empty: nothing would identify an app of this backend".into());
@@ -538,7 +568,7 @@ impl Backend {
         }
         // Every template must fill from the run's values.
         if problems.is_empty() {
-            match parsed.vars_for(0) {
+            match parsed.vars_for(0, &BTreeMap::new()) {
                 Ok(vars) => {
                     for p in &parsed.preflight {
                         for t in [&p.run, &p.hint] {
@@ -629,7 +659,34 @@ impl Backend {
     /// ports, the database name and the `[vars]` of its `backend.toml`.
     pub fn vars(&self, run_index: u32) -> BTreeMap<String, String> {
         // Validation filled these for run 0; the same templates fill for any index.
-        self.file.vars_for(run_index).unwrap_or_default()
+        self.file
+            .vars_for(run_index, &BTreeMap::new())
+            .unwrap_or_default()
+    }
+
+    /// [`Backend::vars`] with some values replaced, for infrastructure that is not the
+    /// default (e.g. `pg_port` of a PostgreSQL on another port): the `[vars]` built from a
+    /// replaced value follow it. A name that is not a value of this backend is an error.
+    pub fn vars_with(
+        &self,
+        run_index: u32,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        let vars = self.file.vars_for(run_index, overrides)?;
+        let unknown: Vec<&str> = overrides
+            .keys()
+            .filter(|k| !vars.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            bail!(
+                "backend {} has no value named {}; its values are: {}",
+                self.name,
+                unknown.join(", "),
+                vars.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(vars)
     }
 
     /// Whether `app_dir` holds an app of this backend.
@@ -645,7 +702,11 @@ impl Backend {
 
     /// The preflight checks of run `run_index`, placeholders filled.
     pub fn preflight(&self, run_index: u32) -> Result<Vec<Preflight>> {
-        let vars = self.vars(run_index);
+        self.preflight_from(&self.vars(run_index))
+    }
+
+    /// The preflight checks, placeholders filled from `vars` (see [`Backend::vars_with`]).
+    pub fn preflight_from(&self, vars: &BTreeMap<String, String>) -> Result<Vec<Preflight>> {
         self.file
             .preflight
             .iter()
@@ -653,8 +714,8 @@ impl Backend {
                 let what = format!("backend {} preflight {:?}", self.name, p.name);
                 Ok(Preflight {
                     name: p.name.clone(),
-                    run: template::fill(&p.run, &vars, &what)?,
-                    hint: template::fill(&p.hint, &vars, &what)?,
+                    run: template::fill(&p.run, vars, &what)?,
+                    hint: template::fill(&p.hint, vars, &what)?,
                 })
             })
             .collect()
@@ -673,6 +734,16 @@ impl Backend {
     ) -> Result<Vec<AppCommand>> {
         let mut vars = self.vars(run_index);
         vars.insert("app_dir".into(), app_dir.display().to_string());
+        self.commands_from(kind, &vars)
+    }
+
+    /// The commands of `kind`, placeholders filled from `vars`, which must hold `app_dir`
+    /// (see [`Backend::vars_with`]).
+    pub fn commands_from(
+        &self,
+        kind: CommandKind,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Vec<AppCommand>> {
         let list = match kind {
             CommandKind::Start => &self.file.commands.start,
             CommandKind::Stop => &self.file.commands.stop,
@@ -683,17 +754,17 @@ impl Backend {
                 let what = format!("backend {} command {:?}", self.name, c.name);
                 Ok(AppCommand {
                     name: c.name.clone(),
-                    run: template::fill(&c.run, &vars, &what)?,
+                    run: template::fill(&c.run, vars, &what)?,
                     cwd: c
                         .cwd
                         .as_ref()
-                        .map(|d| template::fill(d, &vars, &what))
+                        .map(|d| template::fill(d, vars, &what))
                         .transpose()?,
                     background: c.background,
                     ready_url: c
                         .ready_url
                         .as_ref()
-                        .map(|u| template::fill(u, &vars, &what))
+                        .map(|u| template::fill(u, vars, &what))
                         .transpose()?,
                     timeout_s: c.timeout_s,
                 })
@@ -720,7 +791,13 @@ impl BackendFile {
             .replace("{{run_index}}", &run_index.to_string())
     }
 
-    fn vars_for(&self, run_index: u32) -> Result<BTreeMap<String, String>> {
+    /// The run's values; `overrides` replace built-in values and `[vars]` entries of the
+    /// same name (names that are neither are ignored here).
+    fn vars_for(
+        &self,
+        run_index: u32,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
         let mut v = BTreeMap::new();
         v.insert("backend".to_string(), self.name.clone());
         v.insert("backend_display".to_string(), self.display_name.clone());
@@ -733,8 +810,20 @@ impl BackendFile {
         for (what, p) in self.port_specs() {
             v.insert(format!("{what}_port"), p.at(run_index)?.to_string());
         }
+        for service in &bench_formats::infra::SERVICES {
+            v.insert(service.port_var.to_string(), service.port.to_string());
+        }
+        for (k, val) in overrides {
+            if v.contains_key(k) || self.vars.contains_key(k) {
+                v.insert(k.clone(), val.clone());
+            }
+        }
         // [vars] may refer to the values above and to each other (in any order).
-        let mut pending: Vec<(&String, &String)> = self.vars.iter().collect();
+        let mut pending: Vec<(&String, &String)> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| !overrides.contains_key(*k))
+            .collect();
         while !pending.is_empty() {
             let before = pending.len();
             let mut next = Vec::new();
@@ -761,10 +850,10 @@ impl BackendFile {
 
 /// Checks that no two backends use the same per-run port for any run index up to
 /// [`MAX_RUN_INDEX`], and no per-run port lands on a shared one.
-pub fn check_port_overlap(backends: &[Backend], reserved: &[(u16, &str)]) -> Result<()> {
+pub fn check_port_overlap(backends: &[Backend], reserved: &[(u16, String)]) -> Result<()> {
     let mut owner: BTreeMap<u16, String> = BTreeMap::new();
-    for &(port, what) in reserved {
-        owner.insert(port, what.to_string());
+    for (port, what) in reserved {
+        owner.insert(*port, what.clone());
     }
     let mut shared: BTreeMap<u16, String> = BTreeMap::new();
     for b in backends {
