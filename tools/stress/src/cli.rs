@@ -9,12 +9,14 @@ use bench_formats::stress::{RunConfig, StressResult, Target};
 
 use crate::adapter::Adapter;
 use crate::backend::{Backend, Marker};
+use crate::candidates::Candidates;
 use crate::ceiling::CeilingBackend;
 use crate::http::BaseUrl;
 use crate::metrics::CpuMeter;
 use crate::report::{self, RunInfo};
 use crate::scenario::{self, Plan, Scenario};
 use crate::socketio;
+use crate::source::SourceFacts;
 use crate::verify::redact;
 
 /// The kind of app (or the ceiling) under load.
@@ -71,6 +73,10 @@ pub struct Args {
     /// Use the reference server's adapter (the shape of many generated apps) without probing.
     #[arg(long, conflicts_with = "adapter")]
     pub reference_adapter: bool,
+    /// The app's folder (or its server folder): its routes, socket handlers and schema rank
+    /// the shapes probing tries, and its message table is where verification counts.
+    #[arg(long, value_name = "APP_DIR")]
+    pub source: Option<PathBuf>,
     /// Write the adapter that was used (probed or given) to this file.
     #[arg(long)]
     pub save_adapter: Option<PathBuf>,
@@ -333,9 +339,14 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                     if kind == BackendKind::Mongodb && args2.db_url.is_some() {
                         eprintln!("note: MongoDB apps are not verified yet (no MongoDB client); --db-url is ignored");
                     }
+                    let (candidates, source_notes) = candidates_for(args2.source.as_deref())?;
+                    for note in &source_notes {
+                        eprintln!("{note}");
+                    }
                     let prepared = socketio::prepare(socketio::Setup {
                         base,
                         adapter,
+                        candidates,
                         writers: plan.writers,
                         listeners: plan.listeners,
                         marker: marker.clone(),
@@ -360,7 +371,8 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                         room_id: Some(room_id.clone()),
                     };
                     info.adapter = Some(serde_json::to_value(backend.adapter())?);
-                    info.probe_notes = prepared.notes;
+                    info.probe_notes = source_notes;
+                    info.probe_notes.extend(prepared.notes);
                     execute(backend, &plan, marker, cpu, info).await
                 }
             }
@@ -371,6 +383,19 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
     drop(rt);
     let path = report::save(&out_dir, &result)?;
     Ok((result, path))
+}
+
+/// The shapes to probe: the source's first when `--source` is given; and what the source
+/// says, for the notes.
+pub fn candidates_for(source: Option<&std::path::Path>) -> Result<(Candidates, Vec<String>)> {
+    let Some(dir) = source else {
+        return Ok((Candidates::generic(), Vec::new()));
+    };
+    let facts = SourceFacts::scan(dir)?;
+    let candidates = Candidates::from_source(&facts);
+    let mut notes = facts.summary();
+    notes.extend(candidates.notes.iter().cloned());
+    Ok((candidates, notes))
 }
 
 /// Runs a prepared backend and writes the result up.

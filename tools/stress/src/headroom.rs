@@ -159,6 +159,7 @@ pub fn measure(args: &Args, label: &str, url: &str, db_url: Option<&str>) -> Res
             let prepared = socketio::prepare(socketio::Setup {
                 base: BaseUrl::parse(&url)?,
                 adapter: Some(Adapter::reference()),
+                candidates: crate::candidates::Candidates::generic(),
                 writers: plan.writers,
                 listeners: plan.listeners,
                 marker: marker.clone(),

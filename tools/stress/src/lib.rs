@@ -8,6 +8,7 @@
 
 pub mod adapter;
 pub mod backend;
+pub mod candidates;
 pub mod ceiling;
 pub mod cli;
 pub mod engineio;
@@ -15,9 +16,11 @@ pub mod headroom;
 pub mod http;
 pub mod metrics;
 pub mod noop_server;
+pub mod probe;
 pub mod reference;
 pub mod report;
 pub mod scenario;
 pub mod socketio;
+pub mod source;
 pub mod stdb;
 pub mod verify;

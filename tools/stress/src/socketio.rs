@@ -1,7 +1,7 @@
 //! The client for Express + Socket.IO apps: REST set-up, Socket.IO v4 over WebSocket for
 //! the traffic, and probing of the common app shapes when no adapter file is given.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use futures_util::stream::{FuturesUnordered, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,12 +17,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::adapter::{AckMode, Adapter, Endpoint, SocketSpec, Vars, lookup, render, render_path};
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};
+use crate::candidates::Candidates;
 use crate::engineio::{self, OpenInfo, Packet};
 use crate::http::{self, BaseUrl};
 
-const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ack ids at or above this are set-up requests, never message tags.
-const CONTROL_ACK_BASE: u64 = 1 << 40;
+pub(crate) const CONTROL_ACK_BASE: u64 = 1 << 40;
 
 type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -124,7 +125,7 @@ impl Conn {
     }
 
     /// Next text frame, answering pings. Cancel-safe.
-    async fn next_raw(&mut self) -> Result<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    pub(crate) async fn next_raw(&mut self) -> Result<tokio_tungstenite::tungstenite::Utf8Bytes> {
         loop {
             match self.stream.next().await {
                 None => bail!("the app closed the connection"),
@@ -153,16 +154,19 @@ impl Conn {
         Ok(text.to_string())
     }
 
-    /// Emits an event with a control ack id and, if `wait`, waits for the ack's data.
+    /// Emits an event (with a control ack id when one is given) and, if `wait`, waits for
+    /// the ack's data.
     async fn emit_control(
         &mut self,
-        id: u64,
+        id: Option<u64>,
         event: &str,
         payload: &Value,
         wait: Option<Duration>,
     ) -> Result<Option<String>> {
-        self.send_text(engineio::event(Some(id), event, payload))?;
-        let Some(wait) = wait else { return Ok(None) };
+        self.send_text(engineio::event(id, event, payload))?;
+        let (Some(id), Some(wait)) = (id, wait) else {
+            return Ok(None);
+        };
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -181,23 +185,30 @@ impl Conn {
         }
     }
 
-    /// Emits the adapter's join events.
-    async fn join(&mut self, spec: &SocketSpec, vars: &Vars, wait_ack: bool) -> Result<()> {
-        let payload = render(&spec.join_payload, vars);
-        for (k, event) in spec.join_events.iter().enumerate() {
-            let wait = wait_ack.then_some(SETUP_TIMEOUT);
-            let ack = self
-                .emit_control(CONTROL_ACK_BASE + k as u64, event, &payload, wait)
-                .await?;
-            if wait_ack {
-                let data = ack.with_context(|| format!("the app did not acknowledge {event:?}"))?;
-                if let Some(err) = engineio::ack_error(&data) {
-                    bail!("the app refused {event:?}: {err}");
-                }
+    /// Emits the adapter's set-up events in order, awaiting the acks the app gives.
+    pub async fn setup(&mut self, spec: &SocketSpec, vars: &Vars) -> Result<()> {
+        let mut unacknowledged = false;
+        for (k, step) in spec.setup.iter().enumerate() {
+            let payload = render(&step.payload, vars);
+            let event = &step.event;
+            if !step.ack {
+                unacknowledged = true;
+                self.emit_control(None, event, &payload, None).await?;
+                continue;
+            }
+            let id = CONTROL_ACK_BASE + k as u64;
+            let data = self
+                .emit_control(Some(id), event, &payload, Some(SETUP_TIMEOUT))
+                .await?
+                .with_context(|| {
+                    format!("the app did not acknowledge {event:?} (set `ack = false` for it in the adapter if it never does)")
+                })?;
+            if let Some(err) = engineio::ack_error(&data) {
+                bail!("the app refused {event:?}: {err}");
             }
         }
-        if !wait_ack && !spec.join_events.is_empty() {
-            // The app does not acknowledge joins; give it a moment to process them.
+        if unacknowledged {
+            // The app does not acknowledge these; give it a moment to process them.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(())
@@ -216,7 +227,6 @@ pub struct SocketIoBackend {
     marker: Arc<Marker>,
     message_bytes: usize,
     db_url: Option<String>,
-    join_ack: bool,
 }
 
 /// What set-up did, for the result file.
@@ -260,6 +270,8 @@ pub struct Setup<'a> {
     pub marker: Arc<Marker>,
     pub message_bytes: usize,
     pub db_url: Option<&'a str>,
+    /// Candidate shapes to probe when no adapter is given (the source's first).
+    pub candidates: Candidates,
 }
 
 /// Creates the users and the room (probing the app's shape first when no adapter is given).
@@ -272,12 +284,13 @@ pub async fn prepare(setup: Setup<'_>) -> Result<Prepared> {
         marker,
         message_bytes,
         db_url,
+        candidates,
     } = setup;
-    let (adapter, mut notes, join_ack) = match adapter {
-        Some(a) => (a, Vec::new(), true),
+    let (adapter, mut notes) = match adapter {
+        Some(a) => (a, Vec::new()),
         None => {
-            let found = probe(&base, marker.run()).await?;
-            (found.adapter, found.notes, found.join_ack)
+            let found = crate::probe::probe(&base, marker.run(), candidates).await?;
+            (found.adapter, found.notes)
         }
     };
     let total = writers + listeners.max(1);
@@ -332,7 +345,6 @@ pub async fn prepare(setup: Setup<'_>) -> Result<Prepared> {
             marker,
             message_bytes,
             db_url: db_url.map(str::to_string),
-            join_ack,
         },
         notes,
     })
@@ -367,7 +379,7 @@ async fn create(base: &BaseUrl, ep: &Endpoint, vars: &Vars) -> Result<Value> {
 }
 
 /// Creates an object; returns its id and, when the endpoint names one, the session token.
-async fn create_with_token(
+pub(crate) async fn create_with_token(
     base: &BaseUrl,
     ep: &Endpoint,
     vars: &Vars,
@@ -563,7 +575,7 @@ impl Backend for SocketIoBackend {
         let spec = &self.adapter.socket;
         let mut conn = Conn::open(&self.base, spec, &vars).await?;
         // Writers must join when the app wants it (and always in echo mode, to see acks).
-        conn.join(spec, &vars, self.join_ack).await?;
+        conn.setup(spec, &vars).await?;
         let mut vars_c = vars.clone();
         vars_c.insert("content", Value::String(CONTENT_SENTINEL.to_string()));
         let rest = match &self.adapter.rest_send {
@@ -601,7 +613,7 @@ impl Backend for SocketIoBackend {
         let vars = self.vars(self.writers + index.min(self.users.len() - self.writers - 1));
         let spec = &self.adapter.socket;
         let mut conn = Conn::open(&self.base, spec, &vars).await?;
-        conn.join(spec, &vars, self.join_ack).await?;
+        conn.setup(spec, &vars).await?;
         Ok(Some(SioListener { conn }))
     }
 
@@ -610,396 +622,10 @@ impl Backend for SocketIoBackend {
             return Ok(None);
         };
         let client = crate::verify::connect(url).await?;
-        Ok(Some(crate::verify::count_marked(&client, marker).await?))
-    }
-}
-
-/// What probing found.
-pub struct Probed {
-    pub adapter: Adapter,
-    pub notes: Vec<String>,
-    pub join_ack: bool,
-}
-
-const TOKEN_PATHS: [&str; 5] = ["token", "accessToken", "access_token", "jwt", "data.token"];
-
-const ID_PATHS: [&str; 7] = [
-    "id", "_id", "user.id", "user._id", "room.id", "room._id", "data.id",
-];
-
-async fn probe_create(
-    base: &BaseUrl,
-    paths: &[&str],
-    bodies: &[Value],
-    vars: &Vars,
-    headers: &BTreeMap<String, String>,
-    what: &str,
-    notes: &mut Vec<String>,
-) -> Result<(Endpoint, Value, Option<Value>)> {
-    let rendered_headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.clone(), render_path(v, vars)))
-        .collect();
-    let mut tried = Vec::new();
-    for path in paths {
-        for body in bodies {
-            let rendered = render(body, vars);
-            let resp = match http::request(
-                base,
-                "POST",
-                path,
-                Some(&rendered),
-                &rendered_headers,
-                SETUP_TIMEOUT,
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(err) => return Err(err).context(format!("probing {what}")),
-            };
-            tried.push(format!("POST {path} {rendered} -> {}", resp.status));
-            if resp.status == 404 {
-                break;
-            }
-            if !resp.ok() {
-                continue;
-            }
-            if let Some(id_path) = ID_PATHS.iter().find(|p| lookup(&resp.json, p).is_some()) {
-                let id = lookup(&resp.json, id_path).cloned().unwrap_or(Value::Null);
-                notes.push(format!(
-                    "{what}: POST {path} with {body} (id at {id_path:?})"
-                ));
-                let token = TOKEN_PATHS
-                    .iter()
-                    .find(|p| lookup(&resp.json, p).is_some_and(Value::is_string))
-                    .map(|p| p.to_string());
-                if let Some(t) = &token {
-                    notes.push(format!(
-                        "{what}: the answer carries a session token at {t:?}"
-                    ));
-                }
-                return Ok((
-                    Endpoint {
-                        method: "POST".into(),
-                        path: path.to_string(),
-                        body: body.clone(),
-                        id: id_path.to_string(),
-                        headers: headers.clone(),
-                        token: token.clone(),
-                    },
-                    id,
-                    token.and_then(|t| lookup(&resp.json, &t).cloned()),
-                ));
-            }
-        }
-    }
-    bail!(
-        "could not find how this app creates {what}; tried:\n  {}\nwrite an adapter file (see tools/stress/adapters/) and pass --adapter",
-        tried.join("\n  ")
-    )
-}
-
-/// Tries the common shapes of generated apps and returns the adapter that works.
-pub async fn probe(base: &BaseUrl, run: &str) -> Result<Probed> {
-    let mut notes = Vec::new();
-    let mut vars = Vars::new();
-    vars.insert("name", Value::String(format!("probe{run}a")));
-    let no_headers = BTreeMap::new();
-    let (users, user_a, token_a) = probe_create(
-        base,
-        &[
-            "/api/users",
-            "/users",
-            "/api/auth/register",
-            "/api/register",
-        ],
-        &[
-            json!({"username": "{name}"}),
-            json!({"name": "{name}"}),
-            json!({"username": "{name}", "name": "{name}"}),
-        ],
-        &vars,
-        &no_headers,
-        "users",
-        &mut notes,
-    )
-    .await?;
-    vars.insert("name", Value::String(format!("probe{run}b")));
-    let (user_b, token_b) = create_with_token(base, &users, &vars)
-        .await
-        .context("probing: creating a second user")?;
-    let auth_headers: BTreeMap<String, String> = match &token_a {
-        Some(_) => [("Authorization".to_string(), "Bearer {token}".to_string())].into(),
-        None => BTreeMap::new(),
-    };
-    vars.insert("room", Value::String(format!("probe-{run}")));
-    vars.insert("user_id", user_a.clone());
-    if let Some(t) = &token_a {
-        vars.insert("token", t.clone());
-    }
-    let (rooms, room_id, _) = probe_create(
-        base,
-        &["/api/rooms", "/rooms"],
-        &[
-            json!({"name": "{room}", "userId": "{user_id}", "createdBy": "{user_id}"}),
-            json!({"name": "{room}"}),
-        ],
-        &vars,
-        &auth_headers,
-        "rooms",
-        &mut notes,
-    )
-    .await?;
-    vars.insert("room_id", room_id.clone());
-
-    let mut join = None;
-    for path in [
-        "/api/rooms/{room_id}/join",
-        "/rooms/{room_id}/join",
-        "/api/rooms/{room_id}/members",
-    ] {
-        let ep = Endpoint {
-            method: "POST".into(),
-            path: path.into(),
-            body: json!({"userId": "{user_id}"}),
-            id: "id".into(),
-            headers: auth_headers.clone(),
-            token: None,
+        let counted = match &self.adapter.verify {
+            Some(spec) => crate::verify::count_in(&client, spec, marker, &self.room_id).await?,
+            None => crate::verify::count_marked(&client, marker).await?,
         };
-        let mut ok = true;
-        for (user, token) in [(&user_a, &token_a), (&user_b, &token_b)] {
-            vars.insert("user_id", user.clone());
-            if let Some(t) = token {
-                vars.insert("token", t.clone());
-            }
-            let resp = http::request(
-                base,
-                "POST",
-                &render_path(path, &vars),
-                Some(&render(&ep.body, &vars)),
-                &crate::adapter::render_headers(&ep, &vars),
-                SETUP_TIMEOUT,
-            )
-            .await?;
-            ok &= resp.ok();
-        }
-        if ok {
-            notes.push(format!("joining: POST {path}"));
-            join = Some(ep);
-            break;
-        }
+        Ok(Some(counted))
     }
-    if join.is_none() {
-        notes.push("joining: no REST join endpoint found (joining over the socket only)".into());
-    }
-
-    let mut socket = SocketSpec {
-        path: "/socket.io/".into(),
-        auth: Some(match &token_a {
-            Some(_) => json!({"userId": "{user_id}", "token": "{token}"}),
-            None => json!({"userId": "{user_id}"}),
-        }),
-        query: Default::default(),
-        join_events: vec!["join_room".into(), "joinRoom".into(), "join".into()],
-        join_payload: json!({"roomId": "{room_id}", "userId": "{user_id}"}),
-        send_event: String::new(),
-        send_payload: json!({"roomId": "{room_id}", "userId": "{user_id}", "content": "{content}"}),
-        ack: AckMode::Callback,
-        broadcast_events: vec![],
-    };
-    let mut vars_a = vars.clone();
-    vars_a.insert("user_id", user_a.clone());
-    let mut vars_b = vars.clone();
-    vars_b.insert("user_id", user_b.clone());
-    for (v, t) in [(&mut vars_a, &token_a), (&mut vars_b, &token_b)] {
-        match t {
-            Some(t) => v.insert("token", t.clone()),
-            None => v.remove("token"),
-        };
-    }
-    let mut sender = Conn::open(base, &socket, &vars_a)
-        .await
-        .context("probing the Socket.IO connection")?;
-    let mut listener = Conn::open(base, &socket, &vars_b).await?;
-    // Emit every join candidate; keep those the app acknowledges.
-    let mut acked_joins = Vec::new();
-    let payload_b = render(&socket.join_payload, &vars_b);
-    for (k, event) in socket.join_events.iter().enumerate() {
-        listener.send_text(engineio::event(
-            Some(CONTROL_ACK_BASE + k as u64),
-            event,
-            &payload_b,
-        ))?;
-    }
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < deadline && acked_joins.len() < socket.join_events.len() {
-        let Ok(Ok(text)) =
-            tokio::time::timeout(deadline - Instant::now(), listener.next_raw()).await
-        else {
-            break;
-        };
-        if let Ok(Packet::Ack { id, data }) = engineio::parse(&text)
-            && let Some(event) = id
-                .checked_sub(CONTROL_ACK_BASE)
-                .and_then(|k| socket.join_events.get(k as usize))
-            && engineio::ack_error(data).is_none()
-        {
-            acked_joins.push(event.clone());
-        }
-    }
-    let join_ack = !acked_joins.is_empty();
-    if join_ack {
-        notes.push(format!(
-            "socket join: {} (acknowledged)",
-            acked_joins.join(", ")
-        ));
-        socket.join_events = acked_joins;
-    } else {
-        notes.push(
-            "socket join: none of join_room/joinRoom/join was acknowledged; all three are sent"
-                .into(),
-        );
-    }
-    sender.join(&socket, &vars_a, join_ack).await?;
-
-    let marker = Marker::new(&format!("p{run}"));
-    let mut content = String::new();
-    let candidates = [
-        "send_message",
-        "sendMessage",
-        "message",
-        "chat_message",
-        "chatMessage",
-        "new_message",
-    ];
-    for (k, event) in candidates.iter().enumerate() {
-        marker.content(0, k as u64, 0, 0, &mut content);
-        let mut v = vars_a.clone();
-        v.insert("content", Value::String(content.clone()));
-        let payload = render(&socket.send_payload, &v);
-        sender.send_text(engineio::event(Some(k as u64), event, &payload))?;
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        let mut ack: Option<Option<String>> = None;
-        let mut broadcast: Option<String> = None;
-        let mut sender_saw = false;
-        while Instant::now() < deadline && !((ack.is_some() || sender_saw) && broadcast.is_some()) {
-            let left = deadline - Instant::now();
-            tokio::select! {
-                Ok(Ok(text)) = tokio::time::timeout(left, sender.next_raw()) => {
-                    if let Ok(Packet::Ack { id, data }) = engineio::parse(&text)
-                        && id == k as u64 {
-                            ack = Some(engineio::ack_error(data));
-                        }
-                    if text.as_bytes().starts_with(b"42") {
-                        marker.find_all(&text, |_, seq, _| sender_saw |= seq == k as u64);
-                    }
-                }
-                Ok(Ok(text)) = tokio::time::timeout(left, listener.next_raw()) => {
-                    let mut hit = false;
-                    marker.find_all(&text, |_, seq, _| hit |= seq == k as u64);
-                    if hit {
-                        broadcast = engineio::event_name(&text[2..]).map(str::to_string);
-                    }
-                }
-                else => break,
-            }
-        }
-        if let Some(Some(err)) = &ack {
-            notes.push(format!(
-                "send: event {event:?} acknowledged with an error ({err}); trying the next"
-            ));
-            continue;
-        }
-        let ack_ok = matches!(ack, Some(None));
-        if !ack_ok && !sender_saw && broadcast.is_some() {
-            bail!(
-                "the app broadcasts {event:?} to the room's other members but neither calls an ack \
-                 callback nor echoes the message to its sender, so a sender cannot tell that its \
-                 message was accepted; bench-stress needs one of the two (found so far:\n  {})",
-                notes.join("\n  ")
-            );
-        }
-        if ack_ok || sender_saw {
-            socket.send_event = event.to_string();
-            socket.broadcast_events = broadcast.iter().cloned().collect();
-            socket.ack = if ack_ok {
-                AckMode::Callback
-            } else {
-                AckMode::Echo
-            };
-            notes.push(format!(
-                "send: event {event:?}, ack by {}, broadcast as {}",
-                if ack_ok {
-                    "callback"
-                } else {
-                    "the echo of the broadcast"
-                },
-                broadcast.as_deref().unwrap_or("(not seen by the listener)")
-            ));
-            let adapter = Adapter {
-                users,
-                rooms,
-                join,
-                socket,
-                rest_send: None,
-            };
-            return Ok(Probed {
-                adapter,
-                notes,
-                join_ack,
-            });
-        }
-    }
-    // No socket event worked: try sending over REST.
-    for path in [
-        "/api/rooms/{room_id}/messages",
-        "/rooms/{room_id}/messages",
-        "/api/messages",
-    ] {
-        marker.content(0, 99, 0, 0, &mut content);
-        let mut v = vars_a.clone();
-        v.insert("content", Value::String(content.clone()));
-        let body = json!({"roomId": "{room_id}", "userId": "{user_id}", "content": "{content}"});
-        let resp = http::request(
-            base,
-            "POST",
-            &render_path(path, &v),
-            Some(&render(&body, &v)),
-            &auth_headers
-                .iter()
-                .map(|(k, x)| (k.clone(), render_path(x, &v)))
-                .collect::<Vec<_>>(),
-            SETUP_TIMEOUT,
-        )
-        .await?;
-        if resp.ok() {
-            notes.push(format!("send: over REST, POST {path} (ack = HTTP 2xx)"));
-            socket.ack = AckMode::Callback;
-            let rest_send = Some(Endpoint {
-                method: "POST".into(),
-                path: path.into(),
-                body,
-                id: "id".into(),
-                headers: auth_headers,
-                token: None,
-            });
-            let adapter = Adapter {
-                users,
-                rooms,
-                join,
-                socket,
-                rest_send,
-            };
-            return Ok(Probed {
-                adapter,
-                notes,
-                join_ack,
-            });
-        }
-    }
-    bail!(
-        "could not find how this app sends messages (tried socket events {} and REST); found so far:\n  {}\nwrite an adapter file (see tools/stress/adapters/) and pass --adapter",
-        candidates.join(", "),
-        notes.join("\n  ")
-    )
 }

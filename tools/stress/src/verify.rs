@@ -6,7 +6,10 @@
 //! marked rows is the message text. Only rows of this run carry its marker.
 
 use anyhow::{Context, Result};
+use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
+
+use crate::adapter::VerifySpec;
 
 use crate::backend::{Committed, Marker};
 
@@ -81,6 +84,55 @@ pub async fn count_marked(client: &Client, marker: &Marker) -> Result<Committed>
     Ok(Committed {
         method: "postgres-sql".into(),
         count: count.max(0) as u64,
+        detail: format!("rows of {place} starting with {}", marker.prefix()),
+    })
+}
+
+/// Counts the run's messages in the table the app's schema names, in the bench room only.
+pub async fn count_in(
+    client: &Client,
+    spec: &VerifySpec,
+    marker: &Marker,
+    room_id: &Value,
+) -> Result<Committed> {
+    let table = match spec.table.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote(schema), quote(table)),
+        None => quote(&spec.table),
+    };
+    let pattern = format!("{}%", marker.prefix());
+    let room = match room_id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let (sql, place) = match &spec.room_column {
+        Some(col) => (
+            format!(
+                "SELECT count(*) FROM {table} WHERE {}::text LIKE $1 AND {}::text = $2",
+                quote(&spec.text_column),
+                quote(col)
+            ),
+            format!("{}.{} where {col} = {room}", spec.table, spec.text_column),
+        ),
+        None => (
+            format!(
+                "SELECT count(*) FROM {table} WHERE {}::text LIKE $1 AND $2::text IS NOT NULL",
+                quote(&spec.text_column)
+            ),
+            format!("{}.{}", spec.table, spec.text_column),
+        ),
+    };
+    let n: i64 = client
+        .query_one(&sql, &[&pattern, &room])
+        .await
+        .with_context(|| {
+            format!(
+                "cannot count messages in {place} (the table and columns come from the app's schema or the adapter's [verify]; is the database URL the app's?)"
+            )
+        })?
+        .get(0);
+    Ok(Committed {
+        method: "postgres-sql".into(),
+        count: n.max(0) as u64,
         detail: format!("rows of {place} starting with {}", marker.prefix()),
     })
 }
