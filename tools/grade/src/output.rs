@@ -105,3 +105,29 @@ pub fn write_outputs(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_files_are_moved_aside_never_overwritten() {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(out.path().join("BUG_REPORT.md"), "hand-written").unwrap();
+        std::fs::write(out.path().join("notes.txt"), "mine").unwrap();
+        let first = archive_previous(out.path(), "20261201-030000").unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(std::fs::read_to_string(&first[0]).unwrap(), "hand-written");
+        assert!(!out.path().join("BUG_REPORT.md").exists());
+        assert!(out.path().join("notes.txt").exists());
+        // The same second again gets a folder of its own.
+        std::fs::write(out.path().join("BUG_REPORT.md"), "second").unwrap();
+        let second = archive_previous(out.path(), "20261201-030000").unwrap();
+        assert_ne!(first[0], second[0]);
+        assert_eq!(std::fs::read_to_string(&first[0]).unwrap(), "hand-written");
+        assert_eq!(
+            archive_previous(out.path(), "x").unwrap(),
+            Vec::<PathBuf>::new()
+        );
+    }
+}

@@ -272,3 +272,191 @@ pub fn grading_results(file: &GradingFile) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bench_formats::app_docs::{parse_bug_report, parse_grading_results};
+    use bench_formats::grading::{
+        ActionResult, BrowserInfo, ConsoleError, GRADING_SCHEMA, GRADING_SCHEMA_VERSION,
+        NotChecked, Severity, StepOutcome,
+    };
+
+    fn step(index: u32, checks: Vec<CheckResult>) -> StepResult {
+        StepResult {
+            index,
+            actor: "alice".into(),
+            action: format!("Alice does thing {index} | with a pipe."),
+            within_s: Some(2.0),
+            outcome: StepOutcome::Passed,
+            actions: vec![ActionResult {
+                item: 0,
+                user: "alice".into(),
+                what: "click `Send`".into(),
+                ok: true,
+                error: None,
+                ms: 3.0,
+            }],
+            checks,
+            artifacts: None,
+        }
+    }
+
+    fn check(what: &str, passed: bool, latency: Option<f64>) -> CheckResult {
+        CheckResult {
+            item: 1,
+            user: "bob".into(),
+            what: what.into(),
+            expect: "appears".into(),
+            passed,
+            latency_ms: latency,
+            within_s: Some(2.0),
+            observed: if passed {
+                String::new()
+            } else {
+                "nothing shown".into()
+            },
+            severity: Severity::Major,
+            after_refresh: false,
+            counts_for: None,
+        }
+    }
+
+    fn feature(id: u32, name: &str, steps: Vec<StepResult>) -> FeatureGrade {
+        FeatureGrade {
+            id,
+            key: format!("f{id}"),
+            name: name.into(),
+            level: 1,
+            score: 3,
+            max: 3,
+            reasons: vec![],
+            steps,
+            console_errors: vec![],
+            borrowed_checks: vec![],
+        }
+    }
+
+    /// Feature 3 passes its own steps but feature 4's `Seen by Bob` counts for it; feature 4
+    /// has a late message and a console error.
+    fn grading() -> GradingFile {
+        let mut seen_by = check("`Seen by Bob` under `Hi`", false, None);
+        seen_by.counts_for = Some(3);
+        let mut f4 = feature(
+            4,
+            "Unread counts",
+            vec![
+                step(
+                    1,
+                    vec![check("badge `1` on `General`", false, Some(3_100.0))],
+                ),
+                step(2, vec![check("badge gone", true, Some(80.0)), seen_by]),
+            ],
+        );
+        f4.console_errors.push(ConsoleError {
+            step: Some(1),
+            user: "bob".into(),
+            text: "TypeError: boom".into(),
+            url: None,
+        });
+        let mut features = vec![
+            feature(
+                3,
+                "Read receipts",
+                vec![step(1, vec![check("`Seen by Bob`", true, Some(300.0))])],
+            ),
+            f4,
+        ];
+        crate::score::score_all(&mut features);
+        GradingFile {
+            schema: GRADING_SCHEMA.into(),
+            schema_version: GRADING_SCHEMA_VERSION,
+            generator: "bench-grade test".into(),
+            graded_at: "2026-12-01T03:00:00Z".into(),
+            duration_ms: 1000,
+            url: "http://127.0.0.1:1/".into(),
+            app_dir: None,
+            backend: Some("postgres".into()),
+            level: 3,
+            selection: vec![3, 4],
+            browser: BrowserInfo::default(),
+            score: features.iter().map(|f| f.score).sum(),
+            max: 6,
+            features,
+            not_checked: vec![NotChecked {
+                feature: 4,
+                behaviour: "A hidden tab does not mark messages seen.".into(),
+                reason: "headless pages always report visible".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn grading_results_parse_back_with_the_formats_parser() {
+        let file = grading();
+        let text = grading_results(&file);
+        let parsed = parse_grading_results(&text);
+        assert_eq!(parsed.features.len(), 2, "{text}");
+        assert_eq!(parsed.features[0].number, Some(3));
+        assert_eq!(parsed.features[0].score.score, 1.0, "{text}");
+        assert_eq!(parsed.features[1].number, Some(4));
+        assert_eq!(parsed.features[1].score.score, 2.0, "{text}");
+        let total = parsed.total.unwrap();
+        assert_eq!((total.score, total.max), (3.0, Some(6.0)));
+        assert!(!parsed.total_is_computed);
+        assert!(text.contains("## Not checked"), "{text}");
+        assert!(text.contains("headless pages always report visible"));
+    }
+
+    #[test]
+    fn bug_report_has_one_bug_per_failed_expectation_under_the_feature_it_counts_for() {
+        let file = grading();
+        let text = bug_report(&file).unwrap();
+        let parsed = parse_bug_report(&text);
+        assert_eq!(parsed.level, Some(3), "{text}");
+        // The late badge, the borrowed `Seen by Bob`, and feature 4's console errors.
+        assert_eq!(parsed.count(), 3, "{text}");
+        let numbers: Vec<u32> = parsed.bugs.iter().map(|b| b.number).collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
+        let late = &parsed.bugs[0];
+        assert_eq!(late.feature.as_deref(), Some("Unread counts (Feature 4)"));
+        assert_eq!(late.severity.as_deref(), Some("Minor"));
+        assert_eq!(late.level, Some(3));
+        assert!(late.body.contains("seen after 3.10 s"), "{}", late.body);
+        assert!(late.body.contains("within 2 s"), "{}", late.body);
+        assert!(late.body.contains("TypeError: boom"), "{}", late.body);
+        assert!(
+            late.body.contains("1. Alice: Alice does thing 1"),
+            "{}",
+            late.body
+        );
+        let borrowed = &parsed.bugs[1];
+        assert_eq!(
+            borrowed.feature.as_deref(),
+            Some("Read receipts (Feature 3)")
+        );
+        assert_eq!(borrowed.severity.as_deref(), Some("Major"));
+        assert!(
+            borrowed.title.contains("Unread counts step 2"),
+            "{}",
+            borrowed.title
+        );
+        assert!(parsed.bugs[2].title.starts_with("Console errors"));
+    }
+
+    #[test]
+    fn no_bug_report_at_full_points() {
+        let mut file = grading();
+        for f in &mut file.features {
+            f.console_errors.clear();
+            for s in &mut f.steps {
+                for c in &mut s.checks {
+                    c.passed = true;
+                }
+            }
+        }
+        crate::score::score_all(&mut file.features);
+        assert!(file.features.iter().all(|f| f.score == 3));
+        assert_eq!(bug_report(&file), None);
+    }
+}
