@@ -503,13 +503,11 @@ pub fn phase_template(phase: Phase) -> String {
 }
 
 /// Ports of the embedded infrastructure that no app may use.
-pub fn infrastructure_ports() -> Vec<(u16, &'static str)> {
-    vec![
-        (6432, "PostgreSQL (infrastructure)"),
-        (6437, "MongoDB (infrastructure)"),
-        (4317, "OTLP gRPC (infrastructure)"),
-        (4318, "OTLP HTTP (infrastructure)"),
-    ]
+pub fn infrastructure_ports() -> Vec<(u16, String)> {
+    bench_formats::infra::SERVICES
+        .iter()
+        .map(|s| (s.port, format!("{} (infrastructure)", s.what)))
+        .collect()
 }
 
 fn strip_notice(spec: &str) -> String {

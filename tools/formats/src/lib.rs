@@ -18,6 +18,7 @@ pub mod app_docs;
 pub mod attribution;
 pub mod cost;
 pub mod grading;
+pub mod infra;
 pub mod io;
 pub mod metadata;
 pub mod paths;

@@ -65,9 +65,9 @@ pub struct ServeArgs {
     /// Telemetry folder to write.
     #[arg(long)]
     pub dir: PathBuf,
-    #[arg(long, default_value = "127.0.0.1:4317")]
+    #[arg(long, default_value_t = crate::process::loopback(Ports::default().otlp_grpc))]
     pub grpc: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1:4318")]
+    #[arg(long, default_value_t = crate::process::loopback(Ports::default().otlp_http))]
     pub http: SocketAddr,
     /// Folder for the pid and state files.
     #[arg(long)]

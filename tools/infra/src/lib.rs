@@ -22,10 +22,12 @@ pub mod layout;
 pub mod preflight;
 mod process;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, bail};
+use bench_formats::infra;
 use serde::{Deserialize, Serialize};
 
 pub use layout::Layout;
@@ -41,13 +43,14 @@ pub struct Ports {
 }
 
 impl Default for Ports {
-    /// 4317 / 4318 (standard OTLP), 6432 (PostgreSQL), 6437 (MongoDB).
+    /// The services' default ports ([`bench_formats::infra::SERVICES`]: 4317 / 4318 for
+    /// OTLP, 6432 for PostgreSQL, 6437 for MongoDB).
     fn default() -> Self {
         Ports {
-            otlp_grpc: 4317,
-            otlp_http: 4318,
-            postgres: 6432,
-            mongodb: 6437,
+            otlp_grpc: infra::OTLP_GRPC.port,
+            otlp_http: infra::OTLP_HTTP.port,
+            postgres: infra::POSTGRES.port,
+            mongodb: infra::MONGODB.port,
         }
     }
 }
@@ -56,19 +59,26 @@ impl Ports {
     /// Defaults overridden by `BENCH_OTLP_GRPC_PORT`, `BENCH_OTLP_HTTP_PORT`,
     /// `BENCH_PG_PORT`, `BENCH_MONGO_PORT` (unparsable values are ignored).
     pub fn from_env() -> Ports {
-        let read = |name: &str, default: u16| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        let d = Ports::default();
         Ports {
-            otlp_grpc: read("BENCH_OTLP_GRPC_PORT", d.otlp_grpc),
-            otlp_http: read("BENCH_OTLP_HTTP_PORT", d.otlp_http),
-            postgres: read("BENCH_PG_PORT", d.postgres),
-            mongodb: read("BENCH_MONGO_PORT", d.mongodb),
+            otlp_grpc: infra::OTLP_GRPC.port_from_env(),
+            otlp_http: infra::OTLP_HTTP.port_from_env(),
+            postgres: infra::POSTGRES.port_from_env(),
+            mongodb: infra::MONGODB.port_from_env(),
         }
+    }
+
+    /// The ports as the content values that name them (`pg_port` → `6432`, …), to fill a
+    /// backend's texts for services on other ports than the defaults.
+    pub fn as_values(&self) -> BTreeMap<String, String> {
+        [
+            (infra::OTLP_GRPC, self.otlp_grpc),
+            (infra::OTLP_HTTP, self.otlp_http),
+            (infra::POSTGRES, self.postgres),
+            (infra::MONGODB, self.mongodb),
+        ]
+        .into_iter()
+        .map(|(service, port)| (service.port_var.to_string(), port.to_string()))
+        .collect()
     }
 }
 
@@ -81,12 +91,14 @@ pub struct Needs {
 }
 
 impl Needs {
-    /// Telemetry always; the backend's database when it has one outside the app.
-    pub fn for_backend(backend: &str) -> Needs {
+    /// Telemetry always, and the services the backend's `backend.toml` lists.
+    pub fn for_backend(backend: &bench_content::Backend) -> Needs {
+        let wants =
+            |service: &infra::Service| backend.file.services.iter().any(|s| s == service.name);
         Needs {
             otlp: true,
-            postgres: backend == "postgres",
-            mongodb: backend == "mongodb",
+            postgres: wants(&infra::POSTGRES),
+            mongodb: wants(&infra::MONGODB),
         }
     }
 }

@@ -1,4 +1,9 @@
 //! Checks run before an agent session, each failure carrying the command that fixes it.
+//!
+//! The harness's own checks (the agent CLI runs on a recent enough Node.js, the app's ports
+//! are free) come first; then the backend's `[[preflight]]` entries of its `backend.toml`,
+//! each a shell command that must succeed, with the hint it gives when it does not. Nothing
+//! here knows a backend by name.
 
 use std::fmt;
 use std::path::Path;
@@ -6,16 +11,17 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use bench_content::Backend;
 use serde::Serialize;
 
 use crate::Ports;
 use crate::process;
 
-/// Backends the benchmark knows.
-pub const BACKENDS: &[&str] = &["spacetime", "postgres", "mongodb"];
-
 /// Oldest Node.js major version Claude Code runs on.
 const MIN_NODE_MAJOR: u32 = 18;
+
+/// How long one of the backend's checks may take.
+const BACKEND_CHECK_LIMIT: Duration = Duration::from_secs(60);
 
 /// One preflight check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,48 +69,48 @@ impl fmt::Display for Check {
 /// Inputs of [`preflight_with`].
 #[derive(Debug, Clone)]
 pub struct Preflight<'a> {
-    pub backend: &'a str,
+    /// The backend whose `[[preflight]]` checks run.
+    pub backend: &'a Backend,
+    /// The run index its values (ports, database names) are taken for.
+    pub run_index: u32,
     /// The agent CLI (`claude`, or a path); run with `--version`.
     pub agent_bin: &'a Path,
     /// Ports the session's app will listen on: they must be free.
     pub ports: &'a [u16],
-    /// Where PostgreSQL must answer for the postgres backend.
-    pub postgres_port: u16,
-    /// Where MongoDB must answer for the mongodb backend.
-    pub mongodb_port: u16,
+    /// Where the infrastructure's services listen (the backend's checks see these ports
+    /// as `{{pg_port}}`, `{{mongo_port}}`, …).
+    pub infra: &'a Ports,
 }
 
-/// [`preflight_with`] with the database ports from the environment (see [`Ports::from_env`]).
-pub fn preflight(backend: &str, agent_bin: &Path, ports: &[u16]) -> Result<Vec<Check>> {
-    let defaults = Ports::from_env();
+/// [`preflight_with`] with the infrastructure's ports from the environment (see
+/// [`Ports::from_env`]).
+pub fn preflight(
+    backend: &Backend,
+    run_index: u32,
+    agent_bin: &Path,
+    ports: &[u16],
+) -> Result<Vec<Check>> {
     preflight_with(&Preflight {
         backend,
+        run_index,
         agent_bin,
         ports,
-        postgres_port: defaults.postgres,
-        mongodb_port: defaults.mongodb,
+        infra: &Ports::from_env(),
     })
 }
 
-/// Run every check that applies to the backend. Fails only for an unknown backend; failed
-/// checks are in the list (see [`require`]).
+/// Runs the harness's checks, then the backend's. Fails only when the backend's checks
+/// cannot be filled in; failed checks are in the list (see [`require`]).
 pub fn preflight_with(input: &Preflight<'_>) -> Result<Vec<Check>> {
-    if !BACKENDS.contains(&input.backend) {
-        bail!(
-            "unknown backend {:?}: choose one of {}",
-            input.backend,
-            BACKENDS.join(", ")
-        );
-    }
-    let mut checks = vec![agent_cli(input.agent_bin), node(), npm()];
-    match input.backend {
-        "spacetime" => checks.push(spacetime_cli()),
-        "postgres" => checks.push(postgres(input.postgres_port)),
-        "mongodb" => checks.push(mongodb(input.mongodb_port)),
-        _ => {}
-    }
+    let mut checks = vec![agent_cli(input.agent_bin), node()];
     for &port in input.ports {
         checks.push(free_port(port));
+    }
+    let vars = input
+        .backend
+        .vars_with(input.run_index, &input.infra.as_values())?;
+    for check in input.backend.preflight_from(&vars)? {
+        checks.push(backend_check(&check));
     }
     Ok(checks)
 }
@@ -183,56 +189,32 @@ fn node() -> Check {
     }
 }
 
-fn npm() -> Check {
-    match version_of(Path::new("npm"), &["--version"], Duration::from_secs(30)) {
-        Ok(version) => Check::pass("npm", version),
-        Err(detail) => Check::fail("npm", detail, "install npm: `apt-get install npm`"),
-    }
-}
-
-fn spacetime_cli() -> Check {
-    match version_of(
-        Path::new("spacetime"),
-        &["--version"],
-        Duration::from_secs(30),
-    ) {
-        Ok(version) => Check::pass("spacetime CLI", version),
-        Err(detail) => Check::fail(
-            "spacetime CLI",
-            detail,
-            "install the SpacetimeDB CLI: `curl -sSf https://install.spacetimedb.com | sh`, then put ~/.local/bin on PATH",
+/// One `[[preflight]]` entry of the backend: `sh -c RUN` must exit 0 in time.
+fn backend_check(check: &bench_content::Preflight) -> Check {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&check.run);
+    let limit = BACKEND_CHECK_LIMIT;
+    match process::output_within(&mut cmd, limit) {
+        None => Check::fail(
+            &check.name,
+            format!(
+                "`{}` could not run or gave no answer within {}s",
+                check.run,
+                limit.as_secs()
+            ),
+            &check.hint,
         ),
-    }
-}
-
-fn postgres(port: u16) -> Check {
-    let addr = process::loopback(port);
-    if process::reachable(addr) {
-        Check::pass("PostgreSQL", format!("answers on {addr}"))
-    } else {
-        Check::fail(
-            "PostgreSQL",
-            format!("nothing answers on {addr}"),
+        Some(out) if !out.status.success() => Check::fail(
+            &check.name,
             format!(
-                "start it: `cargo xtask bench-infra up --pg-port {port}` (native PostgreSQL, user/password/db spacetime)"
+                "`{}` failed ({}): {}",
+                check.run,
+                out.status,
+                process::first_line(&out)
             ),
-        )
-    }
-}
-
-fn mongodb(port: u16) -> Check {
-    let addr = process::loopback(port);
-    if process::reachable(addr) {
-        Check::pass("MongoDB", format!("answers on {addr}"))
-    } else {
-        Check::fail(
-            "MongoDB",
-            format!("nothing answers on {addr}"),
-            format!(
-                "start it: `cargo xtask bench-infra up --docker` (needs a Docker engine), or install MongoDB 7 \
-                 so `mongod` is on PATH and run `cargo xtask bench-infra up --mongo-port {port}`"
-            ),
-        )
+            &check.hint,
+        ),
+        Some(out) => Check::pass(&check.name, process::first_line(&out)),
     }
 }
 

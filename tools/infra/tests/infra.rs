@@ -183,7 +183,7 @@ fn up_status_down_with_the_embedded_services() {
     // The library sees the same services and starts nothing new.
     let found = bench_infra::ensure_up_with(
         root.path(),
-        &Needs::for_backend("postgres"),
+        &Needs::for_backend(content().backend("postgres").unwrap()),
         &Options {
             ports: free_ports(),
             mode: Mode::Embedded,
@@ -296,8 +296,14 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// The repository's benchmark content (backends/*/backend.toml).
+fn content() -> bench_content::Content {
+    bench_content::Content::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap()
+}
+
 #[test]
 fn preflight_names_each_problem_with_its_fix() {
+    let content = content();
     let dir = tempfile::tempdir().unwrap();
     let agent = script(dir.path(), "claude", "echo '2.1.197 (Claude Code)'");
     let broken = script(dir.path(), "broken-claude", "echo 'boom' >&2; exit 3");
@@ -306,20 +312,30 @@ fn preflight_names_each_problem_with_its_fix() {
     let free_port = bench_pg::free_port().unwrap();
     let closed_pg = bench_pg::free_port().unwrap();
 
+    // The postgres backend's checks, with PostgreSQL expected where nothing listens.
+    let postgres = content.backend("postgres").unwrap();
     let checks = bench_infra::preflight::preflight_with(&bench_infra::preflight::Preflight {
-        backend: "postgres",
+        backend: postgres,
+        run_index: 0,
         agent_bin: &agent,
         ports: &[busy_port, free_port],
-        postgres_port: closed_pg,
-        mongodb_port: 1,
+        infra: &Ports {
+            postgres: closed_pg,
+            ..Ports::default()
+        },
     })
     .unwrap();
     let by_name = |name: &str| checks.iter().find(|c| c.name == name).unwrap().clone();
     let agent_check = by_name("agent CLI");
     assert!(agent_check.ok, "{agent_check}");
     assert!(agent_check.detail.contains("2.1.197 (Claude Code)"));
-    let pg = by_name("PostgreSQL");
+    // Every [[preflight]] entry of backend.toml ran, under its own name.
+    for p in postgres.preflight(0).unwrap() {
+        by_name(&p.name);
+    }
+    let pg = by_name("postgresql-server");
     assert!(!pg.ok);
+    assert!(pg.detail.contains(&closed_pg.to_string()), "{pg}");
     assert!(
         pg.fix
             .as_deref()
@@ -330,15 +346,16 @@ fn preflight_names_each_problem_with_its_fix() {
     assert!(!busy_check.ok);
     assert!(busy_check.fix.as_deref().unwrap().contains("--run-index"));
     assert!(by_name(&format!("port {free_port}")).ok);
-    assert!(checks.iter().all(|c| c.name != "spacetime CLI"));
+    assert!(checks.iter().all(|c| c.name != "spacetime"));
 
     let err = bench_infra::require(&checks).unwrap_err().to_string();
-    assert!(err.contains("PostgreSQL"), "{err}");
+    assert!(err.contains("postgresql-server"), "{err}");
     assert!(err.contains(&format!("port {busy_port}")), "{err}");
 
     // A broken or missing agent CLI: what failed, and how to install it.
+    let spacetime = content.backend("spacetime").unwrap();
     for agent_bin in [broken, dir.path().join("missing-claude")] {
-        let checks = bench_infra::preflight("spacetime", &agent_bin, &[]).unwrap();
+        let checks = bench_infra::preflight(spacetime, 0, &agent_bin, &[]).unwrap();
         let agent_check = checks.iter().find(|c| c.name == "agent CLI").unwrap();
         assert!(!agent_check.ok);
         assert!(
@@ -349,13 +366,21 @@ fn preflight_names_each_problem_with_its_fix() {
                 .contains("npm install -g @anthropic-ai/claude-code"),
             "{agent_check}"
         );
-        assert!(checks.iter().any(|c| c.name == "spacetime CLI"));
+        assert!(checks.iter().any(|c| c.name == "spacetime"));
     }
 
-    let err = bench_infra::preflight("sqlite", &agent, &[])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("spacetime, postgres, mongodb"), "{err}");
+    let err = content.backend("sqlite").unwrap_err().to_string();
+    assert!(err.contains("mongodb, postgres, spacetime"), "{err}");
+}
+
+#[test]
+fn needs_come_from_the_backends_services() {
+    let content = content();
+    let needs = |name: &str| Needs::for_backend(content.backend(name).unwrap());
+    assert!(needs("postgres").postgres && !needs("postgres").mongodb);
+    assert!(needs("mongodb").mongodb && !needs("mongodb").postgres);
+    let spacetime = needs("spacetime");
+    assert!(spacetime.otlp && !spacetime.postgres && !spacetime.mongodb);
 }
 
 #[test]

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::{Context as _, Result, anyhow};
+use bench_formats::infra;
 use tokio::sync::watch;
 
 pub use sink::{LOGS_FILE, METRICS_FILE, SESSIONS_DIR, session_files};
@@ -45,12 +46,12 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    /// The standard OTLP ports on loopback: gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318.
+    /// The standard OTLP ports on loopback ([`bench_formats::infra`]: gRPC 4317, HTTP 4318).
     pub fn standard(dir: impl Into<PathBuf>) -> ReceiverConfig {
         ReceiverConfig {
             dir: dir.into(),
-            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], infra::OTLP_GRPC.port)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], infra::OTLP_HTTP.port)),
         }
     }
 
