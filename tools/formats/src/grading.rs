@@ -280,6 +280,26 @@ impl GradingFile {
         Ok(file)
     }
 
+    /// Bugs per feature id: each failed expectation under the feature it counts for, and
+    /// each step that could not be carried out under its own feature (as `BUG_REPORT.md`
+    /// lists them, console errors aside). Every graded feature has an entry.
+    pub fn bugs_by_feature(&self) -> std::collections::BTreeMap<u32, u32> {
+        let mut out: std::collections::BTreeMap<u32, u32> =
+            self.features.iter().map(|f| (f.id, 0)).collect();
+        for (f, _, c) in self.failed_checks() {
+            *out.entry(c.counts_for.unwrap_or(f.id)).or_insert(0) += 1;
+        }
+        for f in &self.features {
+            let blocked = f
+                .steps
+                .iter()
+                .filter(|s| s.outcome == StepOutcome::NotCarriedOut)
+                .count() as u32;
+            *out.entry(f.id).or_insert(0) += blocked;
+        }
+        out
+    }
+
     /// The failed expectations, each with the feature it counts for, in step order.
     pub fn failed_checks(
         &self,

@@ -22,6 +22,10 @@
 //!     total_handwritten}` (`null` when the app source is not in the run)
 //!   - `bugs_by_level[] = {level, feature, <b>: bugs or null, ...}` (`feature` is `null`
 //!     when the level's name is not known)
+//! - `grades_by_level[] = {level, <b>: {score, max, final_score, bugs, runs} | null}`: the
+//!   first full `bench-grade` grading of each level (and the last, `final_score`), means
+//!   over runs; per run, `runs[].backends.<b>.grades_by_level[]` has them feature by feature
+//!   (see `grades`).
 //! - `statistics.<b>.<figure>`: `{n, mean, median, min, max, sd, ci95: [lo, hi] | null,
 //!   note}` over runs, for the figures in [`FIGURES`].
 //! - `level_statistics.<b>[] = {level, cost, cumulative_cost, fix_sessions}`, each a summary
@@ -89,6 +93,9 @@ pub struct MetricsData {
     pub quality: Map<String, Value>,
     pub loc: Map<String, Value>,
     pub bugs_by_level: Vec<Value>,
+    /// `bench-grade` scores and bugs per level (see `grades::rows`).
+    #[serde(default)]
+    pub grades_by_level: Vec<Value>,
     pub statistics: BTreeMap<String, BTreeMap<String, Summary>>,
     /// Per backend and level, over the runs that reached the level.
     #[serde(default)]
@@ -378,6 +385,7 @@ pub fn build(
         }
     }
 
+    let grades_by_level = crate::grades::rows(&runs, &backends);
     MetricsData {
         schema: SCHEMA.into(),
         schema_version: SCHEMA_VERSION,
@@ -390,6 +398,7 @@ pub fn build(
         quality,
         loc,
         bugs_by_level,
+        grades_by_level,
         statistics,
         level_statistics,
         baseline,

@@ -10,6 +10,7 @@
 pub mod charts;
 pub mod check;
 pub mod data;
+pub mod grades;
 pub mod load;
 pub mod loc;
 pub mod metrics;

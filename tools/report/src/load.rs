@@ -85,6 +85,8 @@ pub struct AppDir {
     pub bug_report: Option<BugReport>,
     pub iteration_log: Option<IterationLog>,
     pub grading: Option<GradingResults>,
+    /// `bench-grade`'s gradings per level (see `grades`).
+    pub grades: Vec<crate::grades::LevelGrade>,
 }
 
 /// What a session folder's name says: `<backend>-level<N>-<ts>`,
@@ -304,6 +306,7 @@ fn load_app(dir: &Path, warnings: &mut Vec<String>) -> AppDir {
             .map(|t| parse_iteration_log(&t)),
         grading: read_text(&dir.join("GRADING_RESULTS.md"), warnings)
             .map(|t| parse_grading_results(&t)),
+        grades: crate::grades::load(dir, warnings),
     }
 }
 

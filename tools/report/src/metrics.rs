@@ -33,6 +33,9 @@ pub struct BackendMetrics {
     pub by_level: Vec<LevelFigures>,
     /// The app's `GRADING_RESULTS.md` total, when graded.
     pub feature_score: Option<Score>,
+    /// Grades per level of the latest app that was graded (see `grades`).
+    #[serde(default)]
+    pub grades_by_level: Vec<crate::grades::LevelGrade>,
     /// Lines of code of the final app; `None` when its source is not in the run.
     pub loc: Option<LocFigures>,
     /// Per session, in order.
@@ -449,6 +452,13 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         quality,
         by_level,
         feature_score,
+        grades_by_level: backend
+            .apps
+            .iter()
+            .rev()
+            .find(|a| !a.grades.is_empty())
+            .map(|a| a.grades.clone())
+            .unwrap_or_default(),
         loc,
         session_list,
         stress,

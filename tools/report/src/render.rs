@@ -294,6 +294,7 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
     if with_charts {
         push_charts(&mut doc, data, &backends);
     }
+    crate::grades::push_blocks(&mut doc, data, &backends, with_charts);
 
     if several {
         doc.push(Block::Heading(2, "Statistics across runs".into()));
