@@ -50,16 +50,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Generated apps differ: [`ChatShape`]
-//! [`ChatShape::discover`] finds the set-name / create-room / join-room / send-message reducers,
-//! which parameter is the room and which the text, and the message and room tables with their
-//! room/text/id/name columns, among the names agents tend to use (`register`, `post_message`,
-//! `channel_id`, `content`, …); [`ChatHints`] overrides any name. [`ChatShape::describe`] says what
-//! it found (print it); a role it cannot find fails with the reducers that exist.
-//! It then builds arguments (`send_message_args(&schema, &room, text)`), the listener's
-//! subscription (`room_messages_query`), the room lookup (`room_id_query`) and the verification
-//! filter (`room_filter`, for [`count_rows`]). SpacetimeDB SQL has no `LIKE`: count a room's
-//! messages with `room_id = N`, or fetch `SELECT text FROM message WHERE room_id = N` and match markers.
+//! Finding a generated chat app's reducers and tables in its schema (`ChatShape`) is
+//! bench-stress's business (`bench_stress::stdb_shape`). SpacetimeDB SQL has no `LIKE`: count a
+//! room's messages with `room_id = N`, or fetch `SELECT text FROM message WHERE room_id = N` and
+//! match markers.
 //!
 //! # Notes for load generators
 //! - [`StdbClient`] is `Clone` (an `Arc`); all clones share one socket, one writer task (which
@@ -90,7 +84,6 @@
 //! `cargo run -p stdb-client --features test-server --example test-server -- --port 3000` runs
 //! it standalone.
 
-pub mod chat;
 mod client;
 mod http;
 pub mod protocol;
@@ -98,7 +91,6 @@ pub mod schema;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 
-pub use chat::{ChatHints, ChatShape};
 pub use client::{
     ClientStats, ConnectOptions, PendingCall, ReducerOutcome, ReducerStatus, RowEvent, StdbClient,
     Subscription, TaggedCalls,

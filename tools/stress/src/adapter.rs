@@ -220,45 +220,72 @@ impl Adapter {
         toml::to_string_pretty(self).context("cannot encode the adapter as TOML")
     }
 
-    /// The shape of the Rust no-op server (and of many generated apps): users and rooms over
-    /// REST, an acknowledged `join_room`, `send_message` with an ack callback.
+    /// The `classic` shape (of the Rust no-op server, of the reference app's `classic`,
+    /// `limited` and `noop` stress shapes, and of many generated apps): users and rooms over
+    /// REST with the reference app's session tokens, an acknowledged `join_room`,
+    /// `send_message` with an ack callback, broadcast as `new_message`.
     pub fn reference() -> Adapter {
+        let mut a = Adapter::reference_app();
+        a.rooms.body = json!({"name": "{{room}}", "userId": "{{user_id}}"});
+        if let Some(join) = &mut a.join {
+            join.body = json!({"userId": "{{user_id}}"});
+        }
+        let s = &mut a.socket;
+        s.auth = Some(json!({"userId": "{{user_id}}", "token": "{{token}}"}));
+        s.setup = vec![SetupEvent {
+            event: "join_room".into(),
+            payload: json!({"roomId": "{{room_id}}", "userId": "{{user_id}}"}),
+            ack: true,
+        }];
+        s.send_payload =
+            json!({"roomId": "{{room_id}}", "userId": "{{user_id}}", "content": "{{content}}"});
+        s.broadcast_events = vec!["new_message".into()];
+        a
+    }
+
+    /// The reference app's own shape (`reference-app/`): a session token from
+    /// `POST /api/users`, bearer tokens on REST and in the handshake's `auth`, rooms joined
+    /// over REST (the server subscribes the user's sockets), `send_message` with an ack
+    /// callback, broadcast as `message`.
+    pub fn reference_app() -> Adapter {
+        let bearer: BTreeMap<String, String> =
+            [("Authorization".to_string(), "Bearer {{token}}".to_string())].into();
         let ep = |path: &str, body: Value| Endpoint {
             method: default_method(),
             path: path.into(),
             body,
             id: default_id(),
-            headers: BTreeMap::new(),
+            headers: bearer.clone(),
             token: None,
         };
+        let users = Endpoint {
+            id: "user.id".into(),
+            token: Some("token".into()),
+            headers: BTreeMap::new(),
+            ..ep("/api/users", json!({"name": "{{name}}"}))
+        };
         Adapter {
-            users: ep("/api/users", json!({"username": "{{name}}"})),
-            rooms: ep(
-                "/api/rooms",
-                json!({"name": "{{room}}", "userId": "{{user_id}}"}),
-            ),
-            join: Some(ep(
-                "/api/rooms/{{room_id}}/join",
-                json!({"userId": "{{user_id}}"}),
-            )),
+            users,
+            rooms: ep("/api/rooms", json!({"name": "{{room}}"})),
+            join: Some(ep("/api/rooms/{{room_id}}/join", json!({}))),
             socket: SocketSpec {
                 path: default_socket_path(),
-                auth: Some(json!({"userId": "{{user_id}}"})),
+                auth: Some(json!({"token": "{{token}}"})),
                 query: BTreeMap::new(),
-                setup: vec![SetupEvent {
-                    event: "join_room".into(),
-                    payload: json!({"roomId": "{{room_id}}", "userId": "{{user_id}}"}),
-                    ack: true,
-                }],
+                setup: Vec::new(),
                 join_events: Vec::new(),
                 join_payload: Value::Null,
                 send_event: "send_message".into(),
-                send_payload: json!({"roomId": "{{room_id}}", "userId": "{{user_id}}", "content": "{{content}}"}),
+                send_payload: json!({"roomId": "{{room_id}}", "content": "{{content}}"}),
                 ack: AckMode::Callback,
-                broadcast_events: vec!["new_message".into()],
+                broadcast_events: vec!["message".into()],
             },
             rest_send: None,
-            verify: None,
+            verify: Some(VerifySpec {
+                table: "messages".into(),
+                text_column: "content".into(),
+                room_column: Some("room_id".into()),
+            }),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Candidates {
     pub joins_rest: Vec<RestCandidate>,
     /// Identity events (at most one, from the source), emitted before the joins.
     pub identity: Vec<SetupEvent>,
+    /// Identity events to try, all at once, when no send works without one (only when
+    /// the source did not say whether the app has one).
+    pub identity_fallback: Vec<SetupEvent>,
     /// Join events (from the source: the one the app has; otherwise the common ones).
     pub joins: Vec<SetupEvent>,
     /// Whether `joins` came from the source (then it is used as is, acknowledged or not).
@@ -170,12 +173,33 @@ impl Candidates {
             c.rest_sends.push(rest(path, send.clone()));
         }
         c.auth = json!({"userId": "{{user_id}}"});
+        let who = json!({"userId": "{{user_id}}", "userName": "{{name}}", "username": "{{name}}"});
+        c.identity_fallback = [
+            "register",
+            "identify",
+            "authenticate",
+            "user_connected",
+            "login",
+        ]
+        .iter()
+        .map(|e| SetupEvent {
+            event: e.to_string(),
+            payload: who.clone(),
+            ack: false,
+        })
+        .collect();
         c
     }
 
     /// The source's candidates first, then the common shapes.
     pub fn from_source(facts: &SourceFacts) -> Candidates {
         let mut c = Candidates::generic();
+        if !facts.handlers.is_empty() {
+            // The source lists the socket handlers: no guessing of identity events or joins.
+            c.identity_fallback.clear();
+            c.joins.clear();
+            c.joins_known = true;
+        }
         let posts: Vec<&Route> = facts.routes.iter().filter(|r| r.method == "POST").collect();
         prepend(&mut c.users, user_routes(&posts));
         prepend(&mut c.rooms, room_routes(&posts));

@@ -126,6 +126,11 @@ pub struct Args {
     /// counted, so that runs do not pile up).
     #[arg(long)]
     pub keep_rows: bool,
+    /// After an app run, measure the ceiling (direct INSERTs into the same PostgreSQL at
+    /// --db-url, same writers and window) in the same session, save it beside the app's
+    /// result, and print both side by side with the app's share of the ceiling.
+    #[arg(long)]
+    pub ceiling: bool,
     /// Run the Rust no-op Socket.IO server on 127.0.0.1:PORT until Ctrl-C (the headroom
     /// target, for measuring the client by hand).
     #[arg(long, value_name = "PORT")]
@@ -157,13 +162,40 @@ pub fn run(args: Args) -> Result<()> {
         );
         return server.wait_for_signal();
     }
+    if args.ceiling && (args.backend != Some(BackendKind::Postgres) || args.db_url.is_none()) {
+        bail!(
+            "--ceiling measures direct INSERTs into the app's PostgreSQL: give --backend postgres and --db-url"
+        );
+    }
     let result = run_once(&args)?;
     println!("{}", report::summary(&result.0));
     println!("  saved         {}", result.1.display());
+    if args.ceiling {
+        let ceiling = ceiling_args(&args, &result.1);
+        eprintln!("measuring the ceiling on the same PostgreSQL...");
+        let (c, path) = run_once(&ceiling)?;
+        println!("{}", report::summary(&c));
+        println!("  saved         {}\n", path.display());
+        print!("{}", report::compare(&[result.1.clone(), path])?);
+    }
     if result.0.verification.committed.is_some() && !result.0.verification.passed {
         bail!("verification failed: {}", result.0.verification.detail);
     }
     Ok(())
+}
+
+/// The ceiling run that goes with an app run: same database, writers, in-flight and
+/// window; saved in the same folder.
+fn ceiling_args(args: &Args, app_result: &std::path::Path) -> Args {
+    let mut c = args.clone();
+    c.backend = Some(BackendKind::Ceiling);
+    c.label = Some("ceiling".into());
+    c.out = app_result.parent().map(std::path::Path::to_path_buf);
+    c.adapter = None;
+    c.save_adapter = None;
+    c.source = None;
+    c.ceiling = false;
+    c
 }
 
 impl Args {
@@ -301,7 +333,7 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
                     let url = args2.url.as_deref().context("give the SpacetimeDB server's --url http://127.0.0.1:PORT")?;
                     let adapter = match &args2.adapter {
                         Some(path) => crate::stdb::load_adapter(path)?,
-                        None => stdb_client::ChatHints::default(),
+                        None => crate::stdb_shape::ChatHints::default(),
                     };
                     let (backend, notes) = crate::stdb::prepare(crate::stdb::StdbSetup {
                         url,

@@ -1,8 +1,8 @@
 //! `bench-stress --headroom`: shows that the client is never the bottleneck.
 //!
-//! The same stress scenario runs against (1) the reference app on a throwaway PostgreSQL
-//! cluster, (2) the Rust no-op Socket.IO server and (3) the reference app without a
-//! database (Node alone). The client must sustain at least 10x the reference app's
+//! The same stress scenario runs against (1) the reference app (`reference-app/`) on a
+//! throwaway PostgreSQL cluster, (2) the Rust no-op Socket.IO server and (3) the reference
+//! app's `noop` stress shape, which answers without touching the database (Node alone). The client must sustain at least 10x the reference app's
 //! throughput against the no-op server, at no more than 35 µs of its own CPU per message.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::cli::{Args, execute, run_tag};
 use crate::http::BaseUrl;
 use crate::metrics::CpuMeter;
 use crate::noop_server::NoopServer;
-use crate::reference::{Options, ReferenceServer};
+use crate::reference::{Options, ReferenceApp};
 use crate::report::{self, RunInfo};
 use crate::socketio;
 
@@ -35,33 +35,44 @@ pub fn run(args: &Args) -> Result<()> {
         bench_pg::PgCluster::start_temp().context("cannot start a throwaway PostgreSQL")?;
     cluster.create_database("chat")?;
     let db_url = cluster.url("chat");
-    let reference = ReferenceServer::start(&Options {
-        db_url: Some(db_url.clone()),
+    let reference = ReferenceApp::start(&Options {
+        db_url: db_url.clone(),
         ..Options::default()
     })?;
     let mut rows = Vec::new();
-    let r = measure(
+    rows.push(measure(
         args,
         "reference app (Node + PostgreSQL)",
         &reference.url(),
         Some(&db_url),
-    )?;
-    rows.push(r);
+        Adapter::reference_app(),
+    )?);
     drop(reference);
-    drop(cluster);
 
     let noop = NoopServer::start(1)?;
-    rows.push(measure(args, "no-op server (Rust)", &noop.url(), None)?);
+    rows.push(measure(
+        args,
+        "no-op server (Rust)",
+        &noop.url(),
+        None,
+        Adapter::reference(),
+    )?);
     drop(noop);
 
-    let node_noop = ReferenceServer::start(&Options::default())?;
+    let node_noop = ReferenceApp::start(&Options {
+        db_url: db_url.clone(),
+        shape: Some("noop".into()),
+        ..Options::default()
+    })?;
     rows.push(measure(
         args,
         "no-op server (Node, no DB)",
         &node_noop.url(),
         None,
+        Adapter::reference(),
     )?);
     drop(node_noop);
+    drop(cluster);
 
     println!(
         "client headroom ({} writers x {} in flight, {} s, {} client thread(s))",
@@ -111,7 +122,13 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// One stress run of the reference adapter against `url`.
-pub fn measure(args: &Args, label: &str, url: &str, db_url: Option<&str>) -> Result<StressResult> {
+pub fn measure(
+    args: &Args,
+    label: &str,
+    url: &str,
+    db_url: Option<&str>,
+    adapter: Adapter,
+) -> Result<StressResult> {
     let mut plan = args.plan()?;
     plan.progress = false;
     let marker = Arc::new(Marker::new(&run_tag()));
@@ -133,7 +150,7 @@ pub fn measure(args: &Args, label: &str, url: &str, db_url: Option<&str>) -> Res
         },
         config: Default::default(),
         command_line: std::env::args().collect(),
-        adapter: Some(serde_json::to_value(Adapter::reference())?),
+        adapter: Some(serde_json::to_value(&adapter)?),
         probe_notes: vec![],
         started_at: report::now_rfc3339(),
     };
@@ -158,7 +175,7 @@ pub fn measure(args: &Args, label: &str, url: &str, db_url: Option<&str>) -> Res
         tokio::spawn(async move {
             let prepared = socketio::prepare(socketio::Setup {
                 base: BaseUrl::parse(&url)?,
-                adapter: Some(Adapter::reference()),
+                adapter: Some(adapter),
                 candidates: crate::candidates::Candidates::generic(),
                 writers: plan.writers,
                 listeners: plan.listeners,

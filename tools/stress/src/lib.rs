@@ -23,4 +23,5 @@ pub mod scenario;
 pub mod socketio;
 pub mod source;
 pub mod stdb;
+pub mod stdb_shape;
 pub mod verify;

@@ -3,9 +3,10 @@
 //! client can do; it runs on its own runtime and threads, which the client's CPU meter
 //! does not count.
 //!
-//! It speaks the reference adapter: `POST /api/users`, `POST /api/rooms`,
-//! `POST /api/rooms/:id/join`, then `join_room` (acked) and `send_message` (broadcast as
-//! `new_message` to the room, then acked).
+//! It speaks the `classic` adapter ([`crate::adapter::Adapter::reference`]): `POST /api/users`
+//! (answering a session token and the user), `POST /api/rooms`, `POST /api/rooms/:id/join`,
+//! then `join_room` (acked) and `send_message` (broadcast as `new_message` to the room, then
+//! acked).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -150,23 +151,22 @@ async fn rest(stream: &mut TcpStream, state: &State) -> std::io::Result<()> {
     let text = String::from_utf8_lossy(&data);
     let line = text.lines().next().unwrap_or("");
     let path = line.split_whitespace().nth(1).unwrap_or("");
-    let (status, body) =
-        if line.starts_with("POST ") && (path == "/api/users" || path == "/api/rooms") {
-            (
-                "201 Created",
-                format!(
-                    "{{\"id\":{}}}",
-                    state.ids.fetch_add(1, Ordering::Relaxed) + 1
-                ),
-            )
-        } else if line.starts_with("POST ")
-            && path.starts_with("/api/rooms/")
-            && path.ends_with("/join")
-        {
-            ("200 OK", "{\"ok\":true}".to_string())
-        } else {
-            ("404 Not Found", "{\"error\":\"not found\"}".to_string())
-        };
+    let id = state.ids.fetch_add(1, Ordering::Relaxed) + 1;
+    let (status, body) = if line.starts_with("POST ") && path == "/api/users" {
+        (
+            "201 Created",
+            format!("{{\"token\":\"t{id}\",\"user\":{{\"id\":{id}}}}}"),
+        )
+    } else if line.starts_with("POST ") && path == "/api/rooms" {
+        ("201 Created", format!("{{\"id\":{id}}}"))
+    } else if line.starts_with("POST ")
+        && path.starts_with("/api/rooms/")
+        && path.ends_with("/join")
+    {
+        ("200 OK", "{\"ok\":true}".to_string())
+    } else {
+        ("404 Not Found", "{\"error\":\"not found\"}".to_string())
+    };
     let answer = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -74,19 +74,45 @@ pub async fn probe(base: &BaseUrl, run: &str, cands: Candidates) -> Result<Probe
         ack: AckMode::Callback,
         broadcast_events: Vec::new(),
     };
-    let mut sender = Conn::open(base, &socket, &a.vars)
-        .await
-        .context("probing the Socket.IO connection")?;
-    let mut listener = Conn::open(base, &socket, &b.vars).await?;
-    socket.setup = p.setup_events(&mut listener, &b).await?;
-    sender.setup(&socket, &a.vars).await?;
-    let rest_send = match p
-        .socket_send(&mut sender, &mut listener, &a, &mut socket)
-        .await?
-    {
-        true => None,
-        false => Some(p.rest_send(&a).await?),
-    };
+    let mut identities = vec![p.cands.identity.clone()];
+    if p.cands.identity.is_empty() && !p.cands.identity_fallback.is_empty() {
+        identities.push(p.cands.identity_fallback.clone());
+    }
+    let mut rest_send = None;
+    let mut found = false;
+    for (attempt, identity) in identities.into_iter().enumerate() {
+        if attempt > 0 {
+            p.notes.push(
+                "no send worked without an identity event: trying register/identify/... first"
+                    .into(),
+            );
+        }
+        let mut sender = Conn::open(base, &socket, &a.vars)
+            .await
+            .context("probing the Socket.IO connection")?;
+        let mut listener = Conn::open(base, &socket, &b.vars).await?;
+        socket.setup = p.setup_events(&mut listener, &b, identity).await?;
+        sender.setup(&socket, &a.vars).await?;
+        if p.socket_send(&mut sender, &mut listener, &a, &mut socket)
+            .await?
+        {
+            found = true;
+            break;
+        }
+        if let Some(ep) = p.rest_send(&a, &mut listener).await? {
+            rest_send = Some(ep);
+            found = true;
+            break;
+        }
+    }
+    if !found {
+        let events: Vec<&str> = p.cands.sends.iter().map(|s| s.event.as_str()).collect();
+        bail!(
+            "could not find how this app sends messages (tried socket events {} and REST); found so far:\n  {}\nwrite an adapter file (see tools/stress/adapters/) or pass the app's code with --source",
+            events.join(", "),
+            p.notes.join("\n  ")
+        )
+    }
     let adapter = Adapter {
         users,
         rooms,
@@ -277,8 +303,14 @@ impl Prober<'_> {
     /// Emits the identity and join candidates on `conn`; each is marked acknowledged or not
     /// by what the app does. Common joins the source did not name are kept only if
     /// acknowledged (all of them when none is).
-    async fn setup_events(&mut self, conn: &mut Conn, user: &ProbeUser) -> Result<Vec<SetupEvent>> {
-        let mut events: Vec<SetupEvent> = self.cands.identity.clone();
+    async fn setup_events(
+        &mut self,
+        conn: &mut Conn,
+        user: &ProbeUser,
+        identity: Vec<SetupEvent>,
+    ) -> Result<Vec<SetupEvent>> {
+        let identity_count = identity.len();
+        let mut events = identity;
         events.extend(self.cands.joins.clone());
         for (k, e) in events.iter().enumerate() {
             let payload = render(&e.payload, &user.vars);
@@ -298,13 +330,12 @@ impl Prober<'_> {
                 ));
             }
         }
-        let identity = self.cands.identity.len();
-        let any_join_acked = events[identity..].iter().any(|e| e.ack);
+        let any_join_acked = events[identity_count..].iter().any(|e| e.ack);
         if !self.cands.joins_known && any_join_acked {
             let mut k = 0;
             events.retain(|e| {
                 k += 1;
-                k <= identity || e.ack
+                k <= identity_count || e.ack
             });
         }
         for e in &events {
@@ -383,30 +414,54 @@ impl Prober<'_> {
         Ok(false)
     }
 
-    async fn rest_send(&mut self, a: &ProbeUser) -> Result<Endpoint> {
+    /// Tries the REST sends: one counts when it answers 2xx and the listener receives the
+    /// message (an app that stores it without telling the room is not a chat app).
+    async fn rest_send(&mut self, a: &ProbeUser, listener: &mut Conn) -> Result<Option<Endpoint>> {
         let marker = Marker::new(&format!("p{}", self.run));
         let mut content = String::new();
-        for cand in self.cands.rest_sends.clone() {
-            marker.content(0, 99, 0, 0, &mut content);
+        for (k, cand) in self.cands.rest_sends.clone().iter().enumerate() {
+            let seq = 100 + k as u64;
+            marker.content(0, seq, 0, 0, &mut content);
             let mut v = a.vars.clone();
             v.insert("content", Value::String(content.clone()));
-            let ep = self.endpoint(&cand);
+            let ep = self.endpoint(cand);
             let resp = self.post(&ep, &v).await?;
-            if resp.ok() {
-                self.notes.push(format!(
-                    "send: over REST, POST {} with {} (ack = HTTP 2xx)",
-                    ep.path, ep.body
-                ));
-                return Ok(ep);
+            if !resp.ok() {
+                continue;
             }
+            let Some(event) = broadcast_of(listener, &marker, seq).await else {
+                self.notes.push(format!(
+                    "send: POST {} accepted the message but the room never received it",
+                    ep.path
+                ));
+                continue;
+            };
+            self.notes.push(format!(
+                "send: over REST, POST {} with {} (ack = HTTP 2xx), broadcast as {event}",
+                ep.path, ep.body
+            ));
+            return Ok(Some(ep));
         }
-        let events: Vec<&str> = self.cands.sends.iter().map(|s| s.event.as_str()).collect();
-        bail!(
-            "could not find how this app sends messages (tried socket events {} and REST); found so far:\n  {}\nwrite an adapter file (see tools/stress/adapters/) and pass --adapter",
-            events.join(", "),
-            self.notes.join("\n  ")
-        )
+        Ok(None)
     }
+}
+
+/// The event the listener receives message `seq` in, if it does within the probe's wait.
+async fn broadcast_of(listener: &mut Conn, marker: &Marker, seq: u64) -> Option<String> {
+    let deadline = Instant::now() + PROBE_WAIT;
+    while Instant::now() < deadline {
+        let Ok(Ok(text)) =
+            tokio::time::timeout(deadline - Instant::now(), listener.next_raw()).await
+        else {
+            return None;
+        };
+        let mut hit = false;
+        marker.find_all(&text, |_, s, _| hit |= s == seq);
+        if hit {
+            return engineio::event_name(&text[2..]).map(str::to_string);
+        }
+    }
+    None
 }
 
 /// Acks (control ids) that arrive within `wait`: index → error text if the app refused.

@@ -1,6 +1,8 @@
-//! The project's reference chat server (Node + Express + Socket.IO + `pg`, in
-//! `tools/stress/reference-server/`): installing its npm packages once into a cache under
-//! `target/`, and starting it on a free port.
+//! The project's reference chat app (`reference-app/server`: Express + Socket.IO + Drizzle
+//! on PostgreSQL) as a stress target: its server is copied into `target/stress-reference-app/`
+//! with its npm packages installed once per lock file, its schema is pushed into the given
+//! database, and it is started on a free port, with its own socket handlers or with one of
+//! the shapes of `reference-app/server/src/stress-shapes.js` (`CHAT_SHAPE`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -10,11 +12,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-const FILES: [&str; 3] = ["package.json", "package-lock.json", "server.js"];
-
-/// Where the sources are.
+/// Where the app's server sources are.
 pub fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("reference-server")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reference-app/server")
+}
+
+/// The app's folder (with `server/`), for `--source`.
+pub fn app_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reference-app")
 }
 
 fn target_dir() -> PathBuf {
@@ -24,10 +29,10 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// Copies the server into `target/stress-reference-server/` and runs `npm ci` there when
-/// the lock file changed since the last install. Safe to call from parallel tests.
+/// Copies the server into `target/stress-reference-app/` and runs `npm ci` there when the
+/// lock file changed since the last install. Safe to call from parallel tests.
 pub fn prepare() -> Result<PathBuf> {
-    let dir = target_dir().join("stress-reference-server");
+    let dir = target_dir().join("stress-reference-app");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let lock_path = dir.join(".install.lock");
     let lock_file = std::fs::File::create(&lock_path)
@@ -36,14 +41,10 @@ pub fn prepare() -> Result<PathBuf> {
     lock_file
         .lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    for name in FILES {
-        let from = source_dir().join(name);
-        std::fs::copy(&from, dir.join(name))
-            .with_context(|| format!("cannot copy {}", from.display()))?;
-    }
+    copy_tree(&source_dir(), &dir)?;
     let lock = std::fs::read(dir.join("package-lock.json")).with_context(|| {
         format!(
-            "cannot read the package-lock.json just copied into {}",
+            "cannot read the package-lock.json copied into {}",
             dir.display()
         )
     })?;
@@ -63,7 +64,7 @@ pub fn prepare() -> Result<PathBuf> {
         .arg(target_dir().join("npm-cache"))
         .current_dir(&dir)
         .output()
-        .context("cannot run npm (install Node.js 18+ and npm)")?;
+        .context("cannot run npm (install Node.js 20+ and npm)")?;
     if !out.status.success() {
         bail!(
             "npm ci failed in {}:\n{}",
@@ -80,76 +81,111 @@ pub fn prepare() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// How to run the server.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// PostgreSQL URL; `None` runs the no-database mode (`NOOP=1`).
-    pub db_url: Option<String>,
-    /// Messages per second per user (`RATE_LIMIT`).
-    pub rate_limit: Option<u32>,
-    /// The other common shape of generated apps (`SHAPE=alt`).
-    pub alt_shape: bool,
-    /// Session tokens on REST and the socket (`AUTH=1`).
-    pub auth: bool,
+/// Copies the server's files (not its `node_modules`) over the copy in `to`.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let entries =
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
+        let name = entry.file_name();
+        if name == "node_modules" || name == "dist" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
 }
 
-/// A running reference server; killed when dropped.
-pub struct ReferenceServer {
+/// How to run the app.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// PostgreSQL URL of an existing, empty (or already pushed) database.
+    pub db_url: String,
+    /// A shape of `stress-shapes.js` (`published`, `rest`, `camel`, `auth`, `classic`,
+    /// `limited`, `noop`); `None` runs the app's own socket handlers.
+    pub shape: Option<String>,
+    /// Messages per second per user for the `limited` shape.
+    pub rate_limit: Option<u32>,
+}
+
+/// A running reference app; stopped when dropped.
+pub struct ReferenceApp {
     child: Child,
     pub port: u16,
 }
 
-impl ReferenceServer {
-    pub fn start(options: &Options) -> Result<ReferenceServer> {
+impl ReferenceApp {
+    /// Pushes the schema into `db_url` and starts the server on a free port.
+    pub fn start(options: &Options) -> Result<ReferenceApp> {
         let dir = prepare()?;
-        let mut cmd = Command::new("node");
-        cmd.arg("server.js")
+        let push = Command::new("npm")
+            .args(["run", "--silent", "db:push"])
+            .env("DATABASE_URL", &options.db_url)
+            .env("CI", "true")
+            .current_dir(&dir)
+            .output()
+            .context("cannot run npm run db:push (install Node.js 20+ and npm)")?;
+        if !push.status.success() {
+            bail!(
+                "the reference app's schema push failed:\n{}{}",
+                String::from_utf8_lossy(&push.stdout),
+                String::from_utf8_lossy(&push.stderr)
+            );
+        }
+        let mut cmd = Command::new(dir.join("node_modules/.bin/tsx"));
+        cmd.arg("src/index.ts")
             .current_dir(&dir)
             .env("PORT", "0")
+            .env("DATABASE_URL", &options.db_url)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        match &options.db_url {
-            Some(url) => cmd.env("DATABASE_URL", url),
-            None => cmd.env("NOOP", "1"),
-        };
+        if let Some(shape) = &options.shape {
+            cmd.env("CHAT_SHAPE", shape);
+        }
         if let Some(limit) = options.rate_limit {
-            cmd.env("RATE_LIMIT", limit.to_string());
+            cmd.env("CHAT_RATE_LIMIT", limit.to_string());
         }
-        if options.alt_shape {
-            cmd.env("SHAPE", "alt");
-        }
-        if options.auth {
-            cmd.env("AUTH", "1");
-        }
-        let mut child = cmd
+        let child = bench_proc::in_new_group(&mut cmd)
             .spawn()
-            .context("cannot start node (install Node.js 18+)")?;
+            .context("cannot start the reference app with tsx (did npm ci work?)")?;
+        ReferenceApp::wait_ready(child)
+    }
+
+    fn wait_ready(mut child: Child) -> Result<ReferenceApp> {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut stderr = child.stderr.take().context("no stderr")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(port) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(port.trim().parse::<u16>().ok());
+                if let Some(rest) = line.strip_prefix("listening on ") {
+                    let port = rest.split_whitespace().next().and_then(|p| p.parse().ok());
+                    let _ = tx.send(port);
                 }
             }
         });
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Some(port)) => {
                 // Keep draining stderr so the server never blocks on a full pipe.
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 });
-                Ok(ReferenceServer { child, port })
+                Ok(ReferenceApp { child, port })
             }
             _ => {
-                let _ = child.kill();
+                let _ = bench_proc::stop_group(child.id(), Duration::from_secs(3));
                 let _ = child.wait();
                 let mut err = String::new();
                 let _ = stderr.read_to_string(&mut err);
-                bail!("the reference server did not start:\n{err}")
+                bail!("the reference app did not start:\n{err}")
             }
         }
     }
@@ -159,19 +195,10 @@ impl ReferenceServer {
     }
 }
 
-impl Drop for ReferenceServer {
+impl Drop for ReferenceApp {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child process by its id.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        for _ in 0..30 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
+        // The app runs in a process group of its own (tsx starts node as its child).
+        let _ = bench_proc::stop_group(self.child.id(), Duration::from_secs(3));
         let _ = self.child.wait();
     }
 }

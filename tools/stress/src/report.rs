@@ -270,6 +270,9 @@ pub fn summary(r: &StressResult) -> String {
         let errs: Vec<String> = r.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         row(&mut out, "errors", errs.join(", "));
     }
+    if let Some(limit) = app_limit(r) {
+        row(&mut out, "rate limit", limit);
+    }
     row(
         &mut out,
         "verification",
@@ -294,7 +297,58 @@ pub fn summary(r: &StressResult) -> String {
     out
 }
 
-/// `--compare`: one line per result file, with throughput relative to the first.
+/// When the app refused messages as rate-limited (or dropped them where its source shows a
+/// per-user limit): the limit it enforces, which bounds the run, not the client.
+pub fn app_limit(r: &StressResult) -> Option<String> {
+    let refused = r.errors.get("rate_limited").copied().unwrap_or(0);
+    let source = r
+        .probe_notes
+        .iter()
+        .find(|n| n.starts_with("source: rate limit"));
+    let timeouts = r.errors.get("timeout").copied().unwrap_or(0);
+    if refused == 0 && !(timeouts > 0 && source.is_some()) {
+        return None;
+    }
+    let users = r.config.writers.max(1);
+    let per_user = r.throughput.acked_per_second / f64::from(users);
+    let how = if refused > 0 {
+        format!("it refused {refused} messages as rate-limited")
+    } else {
+        format!("{timeouts} messages were dropped without an answer")
+    };
+    Some(format!(
+        "the app's rate limit bounds this run, not the client: {how}; it accepted about \
+         {per_user:.1} msg/s per user ({users} users){}",
+        source.map(|s| format!(" [{s}]")).unwrap_or_default()
+    ))
+}
+
+/// An app's throughput as a share of the ceiling (direct INSERTs) measured closest in time
+/// to it among `all` (the same session), or `-` when no ceiling was measured.
+fn share_of_ceiling(r: &StressResult, all: &[StressResult]) -> String {
+    if r.backend == "ceiling" {
+        return "ceiling".into();
+    }
+    let at = |x: &StressResult| chrono::DateTime::parse_from_rfc3339(&x.started_at).ok();
+    let Some(mine) = at(r) else {
+        return "-".into();
+    };
+    let ceiling = all
+        .iter()
+        .filter(|c| c.backend == "ceiling" && c.throughput.acked_per_second > 0.0)
+        .filter_map(|c| at(c).map(|t| ((t - mine).num_seconds().abs(), c)))
+        .min_by_key(|(gap, _)| *gap);
+    match ceiling {
+        Some((_, c)) => format!(
+            "{:.1} %",
+            100.0 * r.throughput.acked_per_second / c.throughput.acked_per_second
+        ),
+        None => "-".into(),
+    }
+}
+
+/// `--compare`: one line per result file, with throughput relative to the first and as a
+/// share of the ceiling measured in the same session (when one of the files is a ceiling).
 /// Files that cannot be read are listed at the end (and skipped); it fails only when none
 /// can be read.
 pub fn compare(files: &[PathBuf]) -> Result<String> {
@@ -320,32 +374,38 @@ pub fn compare(files: &[PathBuf]) -> Result<String> {
     let base = results
         .first()
         .map_or(0.0, |r| r.throughput.acked_per_second);
-    let mut rows = vec![[
-        "run".to_string(),
-        "backend".into(),
-        "scenario".into(),
-        "msg/s".into(),
-        "vs first".into(),
-        "p50".into(),
-        "p99".into(),
-        "p99.9".into(),
-        "fan-out p99".into(),
-        "errors".into(),
-        "verified".into(),
-        "CPU/msg".into(),
-    ]];
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header([
+            "run",
+            "backend",
+            "scenario",
+            "msg/s",
+            "vs first",
+            "of ceiling",
+            "p50",
+            "p99",
+            "p99.9",
+            "fan-out p99",
+            "errors",
+            "verified",
+            "CPU/msg",
+        ]);
     for r in &results {
         let errors: u64 = r.errors.values().sum();
-        rows.push([
+        let msgs = r.throughput.acked_per_second;
+        table.add_row([
             r.display_name(),
             r.backend.clone(),
             r.scenario.clone(),
-            format!("{:.1}", r.throughput.acked_per_second),
+            format!("{msgs:.1}"),
             if base > 0.0 {
-                format!("{:.2}x", r.throughput.acked_per_second / base)
+                format!("{:.2}x", msgs / base)
             } else {
                 "-".into()
             },
+            share_of_ceiling(r, &results),
             fmt_us(r.ack_latency.p50_us),
             fmt_us(r.ack_latency.p99_us),
             fmt_us(r.ack_latency.p999_us),
@@ -361,24 +421,14 @@ pub fn compare(files: &[PathBuf]) -> Result<String> {
             format!("{:.1} µs", r.client_cpu.per_message_us),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
+    for i in 3..13 {
+        if let Some(col) = table.column_mut(i) {
+            col.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
     let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i < 3 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
+    for line in table.lines() {
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     for line in skipped {

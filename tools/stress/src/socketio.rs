@@ -207,8 +207,9 @@ impl Conn {
                 bail!("the app refused {event:?}: {err}");
             }
         }
-        if unacknowledged {
-            // The app does not acknowledge these; give it a moment to process them.
+        if unacknowledged || spec.setup.is_empty() {
+            // The app does not acknowledge these (or sets a connection up on its own, maybe
+            // after a database query): give it a moment before the first send.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(())

@@ -734,4 +734,3 @@ fn strip_comments(text: &str) -> String {
     }
     out
 }
-

@@ -3,7 +3,7 @@
 //! verification through the `/v1/database/<db>/sql` endpoint.
 //!
 //! Generated modules differ in names (`set_name` or `register`, `text` or `content`). The
-//! shape is found in the module schema by [`stdb_client::chat::ChatShape::discover`]; an
+//! shape is found in the module schema by [`crate::stdb_shape::ChatShape::discover`]; an
 //! adapter file (TOML, every key optional) can name the reducers, the message table and its
 //! room column, and the room table explicitly.
 
@@ -11,13 +11,13 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::stdb_shape::{ChatHints, ChatShape, ReducerCall};
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use serde_json::{Value, json};
-use stdb_client::chat::ReducerCall;
-use stdb_client::{ChatHints, ChatShape, ConnectOptions, ModuleSchema, ReducerStatus, StdbClient};
+use stdb_client::{ConnectOptions, ModuleSchema, ReducerStatus, StdbClient};
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};

@@ -1,3 +1,4 @@
+//! SpacetimeDB chat-app discovery (moved here from stdb-client, which is only the client).
 //! Finds a generated chat app's reducers and tables in its schema, whatever the agent named them
 //! (`set_name` or `register`, `room_id` or `channel_id`, `text` or `content`), and builds their
 //! arguments. Every choice is explained by [`ChatShape::describe`]; a role that cannot be found
@@ -13,9 +14,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use spacetimedb_lib::AlgebraicType;
+use stdb_client::AlgebraicType;
 
-use crate::schema::{Column, ModuleSchema, ReducerArgs, ReducerSchema, TableSchema, type_name};
+use stdb_client::{Column, ModuleSchema, ReducerArgs, ReducerSchema, TableSchema, type_name};
 
 // Each list starts with the names bench-stress's own discovery accepted, in its order, so a
 // module offering several candidates resolves as it did there.
@@ -576,7 +577,7 @@ impl ChatShape {
         ))
     }
 
-    /// The `WHERE` filter selecting a room's messages (for [`crate::count_rows`]).
+    /// The `WHERE` filter selecting a room's messages (for [`stdb_client::count_rows`]).
     pub fn room_filter(&self, room: &Json) -> Result<(String, String)> {
         let t = self
             .message_table
@@ -696,7 +697,7 @@ mod tests {
 
     #[test]
     fn the_test_servers_chat_module_is_recognised() {
-        let schema = ModuleSchema::from_raw(crate::test_server::chat_module_def()).unwrap();
+        let schema = ModuleSchema::from_raw(stdb_client::test_server::chat_module_def()).unwrap();
         let shape = ChatShape::discover(&schema, &ChatHints::default()).unwrap();
         assert_eq!(
             shape.describe(),
