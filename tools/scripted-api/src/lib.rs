@@ -19,5 +19,5 @@
 mod script;
 mod server;
 
-pub use script::{Script, SideAnswer, ToolCall, Turn, Usage};
+pub use script::{CONTENT_FILE, Script, SideAnswer, ToolCall, Turn, Usage};
 pub use server::{ConversationStats, RequestKind, RequestRecord, ScriptedApi, ScriptedApiHandle};

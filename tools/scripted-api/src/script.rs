@@ -21,15 +21,20 @@
 //! A turn with tool calls ends with `stop_reason = "tool_use"` (the agent runs the tools and
 //! calls again); a turn with only text ends the conversation (`end_turn`). Every string in a
 //! turn may hold `{{name}}` placeholders (no spaces inside: `{{ x }}` is text, as in JSX),
-//! filled by [`Script::render`].
+//! filled by [`Script::render`]. A tool input may give `content_file = "path"` (relative to
+//! the script's folder) instead of `content`: the file's text, as it is, becomes `content`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use bench_formats::template;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A tool input key naming a file (relative to the script's folder) whose text becomes the
+/// input's `content`: `Write` calls can carry whole files without inlining them.
+pub const CONTENT_FILE: &str = "content_file";
 
 /// Tokens one API response reports, priced by the agent CLI itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +131,9 @@ pub struct Script {
     pub side: SideAnswer,
     #[serde(default, rename = "turn")]
     pub turns: Vec<Turn>,
+    /// The script's folder: a tool input's `content_file` is read relative to it.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 impl Script {
@@ -137,7 +145,42 @@ impl Script {
                 path.display()
             )
         })?;
-        Script::parse(&text).with_context(|| format!("in rehearsal script {}", path.display()))
+        let mut script = Script::parse(&text)
+            .with_context(|| format!("in rehearsal script {}", path.display()))?;
+        script.base_dir = path.parent().map(Path::to_path_buf);
+        script
+            .check_content_files()
+            .with_context(|| format!("in rehearsal script {}", path.display()))?;
+        Ok(script)
+    }
+
+    /// Every `content_file` a tool input names (without placeholders) exists.
+    fn check_content_files(&self) -> Result<()> {
+        for (i, turn) in self.turns.iter().enumerate() {
+            for tool in &turn.tools {
+                if let Some(rel) = tool.input.get(CONTENT_FILE).and_then(Value::as_str)
+                    && template::placeholders(rel).is_empty()
+                {
+                    self.content_file(rel)
+                        .with_context(|| format!("turn {}, tool {}", i + 1, tool.name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of a `content_file`, relative to the script's folder.
+    fn content_file(&self, rel: &str) -> Result<String> {
+        let path = match &self.base_dir {
+            Some(dir) => dir.join(rel),
+            None => PathBuf::from(rel),
+        };
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {CONTENT_FILE} {} (paths are relative to the script's folder)",
+                path.display()
+            )
+        })
     }
 
     /// Parses a script from TOML text and checks it.
@@ -231,6 +274,13 @@ impl Script {
             for tool in &mut turn.tools {
                 tool.name = fill(&tool.name);
                 tool.input = template::fill_json(&tool.input, &mut json_value);
+                // A file's text is put in after the placeholders are filled: it is the
+                // file as it is, never a template.
+                if let Some(map) = tool.input.as_object_mut()
+                    && let Some(Value::String(rel)) = map.remove(CONTENT_FILE)
+                {
+                    map.insert("content".to_owned(), Value::String(self.content_file(&rel)?));
+                }
             }
         }
         Ok(out)
@@ -294,6 +344,34 @@ mod tests {
         assert_eq!(input["file_path"], "/tmp/app/a.txt");
         assert_eq!(input["content"], "port 6173\n");
         assert!(done.placeholders().is_empty());
+    }
+
+    #[test]
+    fn content_files_are_read_relative_to_the_script_and_never_templated() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("src")).unwrap();
+        std::fs::write(tmp.path().join("src/App.tsx"), "style={{color}}\n").unwrap();
+        let script = r#"
+            [[turn]]
+            [[turn.tool]]
+            name = "Write"
+            input = { file_path = "{{app_dir}}/App.tsx", content_file = "src/App.tsx" }
+            [[turn]]
+            text = "done"
+        "#;
+        let path = tmp.path().join("s.toml");
+        std::fs::write(&path, script).unwrap();
+        let loaded = Script::load(&path).unwrap();
+        assert_eq!(loaded.placeholders(), vec!["app_dir"]);
+        let vars = BTreeMap::from([("app_dir".to_owned(), "/a".to_owned())]);
+        let input = &loaded.render(&vars).unwrap().turns[0].tools[0].input;
+        assert_eq!(input["content"], "style={{color}}\n");
+        assert_eq!(input["file_path"], "/a/App.tsx");
+        assert!(input.get(CONTENT_FILE).is_none());
+
+        std::fs::write(&path, script.replace("src/App.tsx", "src/Gone.tsx")).unwrap();
+        let err = format!("{:#}", Script::load(&path).unwrap_err());
+        assert!(err.contains("Gone.tsx") && err.contains("relative to the script"), "{err}");
     }
 
     #[test]
