@@ -152,7 +152,6 @@ function Composer({ ctx, room }: { ctx: Ctx; room: Room }) {
       if (Number.isNaN(when.getTime())) throw new Error('Choose a time in the future');
       await api('POST', `/api/rooms/${room.id}/scheduled`, { content: trimmed, sendAt: when.toISOString() });
       setError('');
-      setScheduling(false);
       setSendAt('');
       clearInput();
       ctx.socket?.emit('draft', { roomId: room.id, content: '' });
@@ -172,7 +171,7 @@ function Composer({ ctx, room }: { ctx: Ctx; room: Room }) {
           <option value="300">5 minutes</option>
         </select>
         <button type="submit">Send</button>
-        <button type="button" className="secondary" onClick={() => setScheduling((s) => !s)}>
+        <button type="button" className="secondary" onClick={() => setScheduling(true)}>
           Schedule
         </button>
       </form>

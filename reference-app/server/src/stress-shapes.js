@@ -13,7 +13,7 @@
 //              whole room (sender included) as `message`.
 //   rest       messages are sent with the app's own `POST /api/rooms/:roomId/messages`;
 //              sockets announce themselves with `user_connected` { userId, username } and
-//              join with a bare room id (`join_room`, 5), unacknowledged.
+//              join with `join_room` (a bare room id or { roomId }), unacknowledged.
 //   camel      camelCase events with ack callbacks: `joinRoom` { roomId, userId } and
 //              `sendMessage` { roomId, userId, content }, broadcast as `newMessage`.
 //   auth       the handshake's `auth.token` (a session token of the app) says who the
@@ -64,7 +64,7 @@ function rest(io) {
     socket.on('user_connected', (data) => {
       socket.data.userId = Number(data?.userId);
     });
-    socket.on('join_room', (roomId) => socket.join(roomOf(roomId)));
+    socket.on('join_room', (room) => socket.join(roomOf(typeof room === 'object' ? room?.roomId : room)));
   });
 }
 
