@@ -40,6 +40,8 @@ enum Command {
     BenchStress(bench_stress::cli::Args),
     /// Grade an app in a real browser with two users by the scripted test plans (exit 0 all points, 1 bugs, 2 could not grade).
     BenchGrade(bench_grade::cli::Args),
+    /// Start, stop, reset or inspect an app with its backend's own commands.
+    BenchApp(bench_app::cli::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::BenchPrompts(args) => bench_content::cli::run(args),
         Command::BenchReport(args) => bench_report::cli::run(args),
         Command::BenchStress(args) => bench_stress::cli::run(args),
+        Command::BenchApp(args) => bench_app::cli::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

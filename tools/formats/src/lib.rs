@@ -15,6 +15,7 @@
 //! file never drops what another tool put there.
 
 pub mod app_docs;
+pub mod app_run;
 pub mod attribution;
 pub mod cost;
 pub mod grading;
