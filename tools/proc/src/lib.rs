@@ -27,7 +27,7 @@ pub use net::{
 };
 pub use process::{
     OsUser, ProcStat, alive, cmdline, descendants, effective_uid_is_root, group_alive,
-    group_members, in_new_group, is_ours, os_user, real_gid, real_uid, spawn_group, stat,
+    group_members, in_new_group, is_ours, os_user, real_gid, real_uid, reap, spawn_group, stat,
     stop_group, terminate,
 };
 pub use text::{first_line, lock_exclusive, output_within, tail};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, User, geteuid, getgid, getuid};
 use procfs::process::{ProcState, Process};
 
@@ -181,6 +182,16 @@ pub fn stop_group(pgid: u32, grace: Duration) -> Result<usize> {
         "processes {} of group {pgid} did not exit after SIGTERM and SIGKILL",
         left.join(", ")
     )
+}
+
+/// Collects the exit status of `pid` when it is an exited child of this process whose
+/// [`Child`] handle was dropped, so it does not stay a zombie while this process runs.
+/// A no-op for anyone else's process. Never call it for a child you still hold a handle
+/// of: its `wait` would then fail.
+pub fn reap(pid: u32) {
+    if let Some(raw) = nix_pid(pid) {
+        let _ = waitpid(raw, Some(WaitPidFlag::WNOHANG));
+    }
 }
 
 fn signal_each(pids: &BTreeSet<u32>, signal: Signal) {
