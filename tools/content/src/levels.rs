@@ -11,6 +11,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+pub mod script;
+
+pub use script::{Act, Expect, ScriptItem, Severity, Unscripted, User};
+
 /// Path of the levels file, relative to the repository root.
 pub const LEVELS_FILE: &str = "levels/levels.toml";
 
@@ -55,6 +59,12 @@ pub struct Feature {
     pub ui: Vec<UiElement>,
     /// What a grader does with two users, and what each must observe.
     pub test: Vec<TestStep>,
+    /// Data strings the scripts may use besides those backticked in a step's prose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<String>,
+    /// Behaviours no generic browser script can check, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unscripted: Vec<Unscripted>,
 }
 
 /// One string of a feature's UI contract.
@@ -114,6 +124,12 @@ pub struct TestStep {
     /// page refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_s: Option<f64>,
+    /// The same step for the grading driver: actions and expectations, in order.
+    #[serde(default)]
+    pub script: Vec<ScriptItem>,
+    /// Why no browser script can carry this step out (then it has no `script`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<String>,
 }
 
 /// A user of a test plan.
@@ -302,6 +318,7 @@ impl Levels {
                 ));
             }
         }
+        out.extend(self.script_problems());
 
         let feature_count = self.features.len() as u32;
         let mut owner: Vec<Option<u32>> = vec![None; self.features.len()];
@@ -351,6 +368,26 @@ impl Levels {
                     self.features[i].key
                 ));
             }
+        }
+        out
+    }
+
+    /// Problems of every feature's scripts, in plan order (tabs opened by one plan stay
+    /// open for the next).
+    fn script_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut tabs = [User::Alice, User::Bob]
+            .map(|u| (u, script::FIRST_TAB.to_string()))
+            .into_iter()
+            .collect();
+        for f in &self.features {
+            let contract = self
+                .features
+                .iter()
+                .filter(|g| g.id <= f.id)
+                .flat_map(|g| &g.ui)
+                .collect();
+            out.extend(script::feature_problems(f, contract, &mut tabs));
         }
         out
     }
@@ -438,13 +475,21 @@ on = "the form"
 [[feature.test]]
 actor = "alice"
 action = "Click `Go`."
-bob = "He sees it."
+bob = "He sees `Done`."
 within_s = 2
+script = [
+  {{ user = "alice", do = "click", button = "Go" }},
+  {{ user = "bob", expect = "appears", text = "Done" }},
+]
 
 [[feature.test]]
 actor = "bob"
 action = "Refresh."
-bob = "Still there."
+bob = "`Done` is still there."
+script = [
+  {{ user = "bob", do = "reload" }},
+  {{ user = "bob", expect = "appears", text = "Done" }},
+]
 "#
             )
         };
@@ -460,6 +505,32 @@ bob = "Still there."
             Ok(_) => String::new(),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn the_checked_in_levels_file_and_its_scripts_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let l = Levels::load(&root).unwrap_or_else(|e| panic!("{e:#}"));
+        for f in &l.features {
+            for (n, s) in f.test.iter().enumerate() {
+                assert!(
+                    !s.script.is_empty() || s.manual.is_some(),
+                    "feature {} step {}",
+                    f.id,
+                    n + 1
+                );
+            }
+        }
+        let manual: usize = l
+            .features_up_to(12)
+            .unwrap()
+            .iter()
+            .map(|f| f.test.iter().filter(|s| s.manual.is_some()).count())
+            .sum();
+        assert_eq!(
+            manual, 1,
+            "only the decay of activity badges is left to a person"
+        );
     }
 
     #[test]
@@ -501,11 +572,11 @@ bob = "Still there."
             (
                 small()
                     .replacen(
-                        "actor = \"bob\"\naction = \"Refresh.\"\nbob = \"Still there.\"",
-                        "actor = \"alice\"\naction = \"Refresh.\"\nalice = \"Still there.\"",
+                        "actor = \"bob\"\naction = \"Refresh.\"\nbob = \"`Done` is still there.\"",
+                        "actor = \"alice\"\naction = \"Refresh.\"\nalice = \"`Done` is still there.\"",
                         1,
                     )
-                    .replacen("bob = \"He sees it.\"", "alice = \"She sees it.\"", 1),
+                    .replacen("bob = \"He sees `Done`.\"", "alice = \"She sees `Done`.\"", 1),
                 vec!["feature 1 (first): test plan must involve both alice and bob"],
             ),
             (

@@ -142,7 +142,7 @@ pub fn test_plans(src: &Sources<'_>) -> Result<String> {
     let _ = writeln!(s, "# Test plans\n");
     let _ = writeln!(
         s,
-        "How to grade each feature by hand. Open the app in two browser profiles (or two different browsers) that share no storage: **Alice** uses one, **Bob** the other; place the windows side by side and keep each one's developer console open. Do not use a private window for Alice or Bob: some steps close the app's tab and reopen it, and a private window forgets its identity when closed (\"close the app tab\" means close that tab while the browser stays open). \"Alice's second tab\" is another tab of her profile, so it is the same user.\n\nRun the plans in order, from feature 1 up to the app's level: each plan starts from what the previous ones left (the rooms `General`, `Other`, `Mods`, `Secret`, their messages and roles). A time limit means the observation must be complete on the other screen within that many seconds of the action, **without refreshing the page**. Score each feature with `grading/rubric.md` and record the results in `GRADING_RESULTS.md` (template: `grading/templates/GRADING_RESULTS.md`).\n"
+        "How to grade each feature by hand. Open the app in two browser profiles (or two different browsers) that share no storage: **Alice** uses one, **Bob** the other; place the windows side by side and keep each one's developer console open. Do not use a private window for Alice or Bob: some steps close the app's tab and reopen it, and a private window forgets its identity when closed (\"close the app tab\" means close that tab while the browser stays open). \"Alice's second tab\" is another tab of her profile, so it is the same user.\n\nRun the plans in order, from feature 1 up to the app's level: each plan starts from what the previous ones left (the rooms `General`, `Other`, `Mods`, `Secret`, their messages and roles). A time limit means the observation must be complete on the other screen within that many seconds of the action, **without refreshing the page**. Score each feature with `grading/rubric.md` and record the results in `GRADING_RESULTS.md` (template: `grading/templates/GRADING_RESULTS.md`).\n\n`cargo xtask bench-grade` carries out the same plans automatically: each step's script in `levels/levels.toml` does what its prose says. What a script cannot check is listed under each feature as \"Not checked by `bench-grade`\".\n"
     );
     for lv in &src.levels.levels {
         level_plans(&mut s, src, lv)?;
@@ -196,8 +196,27 @@ fn level_plans(s: &mut String, src: &Sources<'_>, lv: &Level) -> Result<()> {
             let _ = writeln!(s, "{}. {}", i + 1, b.trim());
         }
         s.push('\n');
+        by_hand(s, f);
     }
     Ok(())
+}
+
+/// What the automatic grader leaves to a person: steps without a script and behaviours no
+/// browser script can check.
+fn by_hand(s: &mut String, f: &Feature) {
+    if f.unscripted.is_empty() && f.test.iter().all(|t| t.manual.is_none()) {
+        return;
+    }
+    let _ = writeln!(s, "Not checked by `bench-grade` (check by hand):");
+    for (i, t) in f.test.iter().enumerate() {
+        if let Some(why) = &t.manual {
+            let _ = writeln!(s, "- step {}: {}", i + 1, why.trim());
+        }
+    }
+    for u in &f.unscripted {
+        let _ = writeln!(s, "- behaviour {}: {}", u.behaviour, u.why.trim());
+    }
+    s.push('\n');
 }
 
 fn cell(t: &str) -> String {
