@@ -436,6 +436,25 @@ fn globs(patterns: &[String]) -> Result<GlobSet> {
     Ok(b.build()?)
 }
 
+/// The backends under `root`: every folder of `backends/` holding a `backend.toml`, sorted.
+pub fn backend_names(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join(BACKENDS_DIR);
+    let mut names = Vec::new();
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        if entry.path().join("backend.toml").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        bail!("no backends: {} has no <name>/backend.toml", dir.display());
+    }
+    Ok(names)
+}
+
 impl Backend {
     /// Reads and validates `backends/<name>/backend.toml` and checks the backend's guides
     /// and language file exist under `root`.
@@ -634,9 +653,12 @@ impl Backend {
             .join(format!("guide-{}.md", rules.as_str()))
     }
 
-    /// `prompts/languages/<name>.md`, relative to the repository root.
+    /// `backends/<name>/language.md` (the backend's language notes for the prompts),
+    /// relative to the repository root.
     pub fn language_path(&self) -> PathBuf {
-        PathBuf::from("prompts/languages").join(format!("{}.md", self.name))
+        PathBuf::from(BACKENDS_DIR)
+            .join(&self.name)
+            .join("language.md")
     }
 
     /// The ports of run `run_index`.

@@ -191,22 +191,8 @@ impl Content {
         read(BUG_REPORT_TEMPLATE)?;
         read(GRADING_RESULTS_TEMPLATE)?;
 
-        let dir = root.join(backend::BACKENDS_DIR);
-        let mut names = Vec::new();
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
-        {
-            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-            if entry.path().join("backend.toml").is_file() {
-                names.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        if names.is_empty() {
-            bail!("no backends: {} has no <name>/backend.toml", dir.display());
-        }
         let mut backends = BTreeMap::new();
-        for name in names {
+        for name in backend::backend_names(root)? {
             let b = Backend::load(root, &name)?;
             for f in b.content_files() {
                 read(&f.to_string_lossy())?;

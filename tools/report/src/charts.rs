@@ -6,23 +6,20 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-/// Colour of a backend (stable across charts).
+/// Colour of a backend (stable across charts): its `backend.toml` colour, else a palette
+/// colour by its position.
 pub fn color_of(backend: &str, index: usize) -> RGBColor {
-    match backend {
-        "spacetime" => RGBColor(124, 77, 255),
-        "postgres" => RGBColor(51, 103, 145),
-        "mongodb" => RGBColor(71, 162, 72),
-        _ => {
-            const PALETTE: [RGBColor; 5] = [
-                RGBColor(230, 126, 34),
-                RGBColor(192, 57, 43),
-                RGBColor(22, 160, 133),
-                RGBColor(142, 68, 173),
-                RGBColor(127, 140, 141),
-            ];
-            PALETTE[index % PALETTE.len()]
-        }
+    if let Some((r, g, b)) = crate::looks::Looks::of_repo().rgb(backend) {
+        return RGBColor(r, g, b);
     }
+    const PALETTE: [RGBColor; 5] = [
+        RGBColor(230, 126, 34),
+        RGBColor(192, 57, 43),
+        RGBColor(22, 160, 133),
+        RGBColor(142, 68, 173),
+        RGBColor(127, 140, 141),
+    ];
+    PALETTE[index % PALETTE.len()]
 }
 
 const W: u32 = 520;

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::data::RunMetrics;
+use crate::looks::Looks;
 use crate::metrics::BackendMetrics;
 
 /// How a published figure compares.
@@ -421,14 +422,25 @@ fn collect_literals(lit: &Lit, path: &mut Vec<String>, out: &mut BTreeMap<String
     }
 }
 
+/// The run's figures of the backend a published key names (its name or one of the
+/// `[report] aliases` of its `backend.toml`).
 fn backend<'a>(run: &'a RunMetrics, key: &str) -> Option<&'a BackendMetrics> {
-    let name = match key {
-        "stdb" | "spacetimedb" => "spacetime",
-        "pg" | "postgresql" => "postgres",
-        "mongo" => "mongodb",
-        other => other,
-    };
-    run.backends.get(name)
+    run.backends.get(Looks::of_repo().resolve(key))
+}
+
+/// The baseline of published comparisons (`[report] baseline = true`), when in the run.
+fn baseline_of(run: &RunMetrics) -> Option<&BackendMetrics> {
+    run.backends.get(Looks::of_repo().baseline.as_deref()?)
+}
+
+/// `(backend, in percent)` of a `<backend>_premium_usd` or `<backend>_premium_pct` key.
+fn premium(key: &str) -> Option<(&str, bool)> {
+    let (name, unit) = key.rsplit_once("_premium_")?;
+    match unit {
+        "usd" => Some((name, false)),
+        "pct" => Some((name, true)),
+        _ => None,
+    }
 }
 
 /// The level number of a `name[level=N]` segment.
@@ -442,15 +454,16 @@ const NO_SOURCE: &str = "the app source is not in the run";
 const BUG_REPORTS: &str =
     "not every fix session's bug report is in the run (the original layout keeps only the last)";
 
+/// Reads one figure of a backend by its published field name.
+type Figure = fn(&BackendMetrics, &str) -> Recomputed;
+
 fn recompute(path: &[String], run: &RunMetrics) -> Recomputed {
     use Recomputed::*;
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    let b = |key: &str| backend(run, key);
-    let two =
-        |a: &str, c: &str| -> Option<(&BackendMetrics, &BackendMetrics)> { Some((b(a)?, b(c)?)) };
-    let bugs_known = |m: &BackendMetrics, f: &dyn Fn(u32) -> f64| match m.quality.total_bugs {
-        Some(n) => Num(f(n)),
-        None => NotCheckable(BUG_REPORTS.into()),
+    // A figure of the backend `key` names.
+    let of = |key: &str, figure: Figure, field: &str| match backend(run, key) {
+        None => NotCheckable(format!("no backend `{key}` in the run")),
+        Some(m) => figure(m, field),
     };
     match p.as_slice() {
         // This tool's own bookkeeping, not published figures.
@@ -465,153 +478,171 @@ fn recompute(path: &[String], run: &RunMetrics) -> Recomputed {
         {
             Skip
         }
-        ["meta", "run_id"] => Text(run.name.clone()),
-        ["meta", "levels_completed"] => Num(run
+        ["meta", field] => meta_figure(run, field),
+        ["meta", ..] => NotCheckable("not recorded in the sessions' data".into()),
+        ["guidelines", ..] => NotCheckable("the guideline files are not part of the run".into()),
+        ["vs_previous_run", ..] => NotCheckable("compares with another run".into()),
+        ["cost", "combined_usd"] => Num(run.backends.values().map(|m| m.cost.total).sum()),
+        ["cost", key] if premium(key).is_some() => premium_figure(run, key),
+        ["cost", key, field] => of(key, cost_figure, field),
+        ["tokens", key, field] => of(key, token_figure, field),
+        ["timing_seconds" | "time_seconds", key, field] => of(key, time_figure, field),
+        ["efficiency", key, field] => of(key, efficiency_figure, field),
+        ["bugs", "summary", key, field, ..] | ["quality", key, field, ..] => {
+            of(key, quality_figure, field)
+        }
+        ["lines_of_code" | "loc", "methodology_note"] => Skip,
+        [section, field] => match level_of(section) {
+            Some((name, level))
+                if (name == "by_level" || name == "bugs_by_level") && *field != "feature" =>
+            {
+                level_bugs(run, field, level)
+            }
+            Some(_) => Skip,
+            None => NotCheckable("unknown figure".into()),
+        },
+        ["bugs", section, field] if level_of(section).is_some() => match level_of(section) {
+            Some((_, level)) if *field != "feature" => level_bugs(run, field, level),
+            _ => Skip,
+        },
+        ["lines_of_code" | "loc", key, field] => of(key, loc_figure, field),
+        _ => NotCheckable("unknown figure".into()),
+    }
+}
+
+fn meta_figure(run: &RunMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    match field {
+        "run_id" => Text(run.name.clone()),
+        "levels_completed" => Num(run
             .backends
             .values()
             .map(|m| m.levels_completed)
             .max()
             .unwrap_or(0) as f64),
-        ["meta", "model"] if !run.models.is_empty() => Text(run.models.join(", ")),
-        ["meta", "variant"] if !run.variants.is_empty() => Text(run.variants.join(", ")),
-        ["meta", ..] => NotCheckable("not recorded in the sessions' data".into()),
-        ["guidelines", ..] => NotCheckable("the guideline files are not part of the run".into()),
-        ["vs_previous_run", ..] => NotCheckable("compares with another run".into()),
-        ["cost", "combined_usd"] => Num(run.backends.values().map(|m| m.cost.total).sum()),
-        ["cost", "pg_premium_usd"] => match two("postgres", "spacetime") {
-            Some((pg, st)) => Num(pg.cost.total - st.cost.total),
-            None => NotCheckable("needs both postgres and spacetime".into()),
-        },
-        ["cost", "pg_premium_pct"] => match two("postgres", "spacetime") {
-            Some((pg, st)) if st.cost.total > 0.0 => {
-                Num((pg.cost.total - st.cost.total) / st.cost.total * 100.0)
-            }
-            _ => NotCheckable("needs both postgres and spacetime".into()),
-        },
-        ["cost", key, field] => match b(key) {
-            None => NotCheckable(format!("no backend `{key}` in the run")),
-            Some(m) => match *field {
-                "upgrades_usd" | "upgrades" => Num(m.cost.upgrades),
-                "fixes_usd" | "fixes" => Num(m.cost.fixes),
-                "total_usd" | "total" => Num(m.cost.total),
-                "per_feature_usd" | "per_feature" => Num(m.cost.per_feature),
-                "per_feature_upgrades_usd" => Num(m.cost.per_feature_upgrades),
-                "per_feature_fixes_usd" => Num(m.cost.per_feature_fixes),
-                _ => NotCheckable("unknown figure".into()),
-            },
-        },
-        ["tokens", key, field] => match b(key) {
-            None => NotCheckable(format!("no backend `{key}` in the run")),
-            Some(m) => match *field {
-                "fresh_input" => Num(m.tokens.fresh_input as f64),
-                "fresh_output" => Num(m.tokens.fresh_output as f64),
-                "cache_read" => Num(m.tokens.cache_read as f64),
-                "cache_creation" => Num(m.tokens.cache_creation as f64),
-                "total_api_calls" | "api_calls" => Num(m.tokens.api_calls as f64),
-                "output_per_feature" => Num(m.tokens.output_per_feature),
-                "calls_per_feature" => Num(m.tokens.calls_per_feature),
-                _ => NotCheckable("unknown figure".into()),
-            },
-        },
-        ["timing_seconds" | "time_seconds", key, field] => match b(key) {
-            None => NotCheckable(format!("no backend `{key}` in the run")),
-            Some(m) => match *field {
-                "total_duration" | "total" => Num(m.time.total),
-                "upgrade_total" => Num(m.time.upgrade_total),
-                "fix_total" => Num(m.time.fix_total),
-                "upgrade_avg" => Num(m.time.upgrade_avg_incl_generate),
-                "fix_avg" | "avg_fix_session" => Num(m.time.avg_fix_session),
-                "total_minutes" => Num(m.time.total_minutes),
-                "l1_generation" => Num(m.time.generation),
-                "avg_upgrade" => Num(m.time.avg_upgrade),
-                "wall_clock" => match m.time.wall_clock_total {
-                    Some(w) => Num(w),
-                    None => NotCheckable("a session lacks its start or end time".into()),
-                },
-                _ => NotCheckable("unknown figure".into()),
-            },
-        },
-        ["efficiency", key, field] => match b(key) {
-            None => NotCheckable(format!("no backend `{key}` in the run")),
-            Some(m) => match *field {
-                "fix_cost_pct_of_total" => Num(m.cost.fix_share_pct),
-                "avg_fix_cost_per_bug_usd" => {
-                    bugs_known(m, &|n| if n > 0 { m.cost.fixes / n as f64 } else { 0.0 })
-                }
-                "fix_sessions_per_bug" => bugs_known(m, &|n| {
-                    if n > 0 {
-                        m.quality.fix_sessions as f64 / n as f64
-                    } else {
-                        0.0
-                    }
-                }),
-                _ => NotCheckable("needs a grader's judgement of which bugs recurred".into()),
-            },
-        },
-        ["bugs", "summary", key, field, ..] | ["quality", key, field, ..] => match b(key) {
-            None => NotCheckable(format!("no backend `{key}` in the run")),
-            Some(m) => match *field {
-                "fix_sessions" => Num(m.quality.fix_sessions as f64),
-                "total_levels" => Num(m.quality.total_levels as f64),
-                "zero_fix_levels" => Num(m.quality.zero_fix_levels as f64),
-                "total_bugs" => bugs_known(m, &|n| n as f64),
-                "bugs_per_feature" => bugs_known(m, &|n| {
-                    if m.features > 0 {
-                        n as f64 / m.features as f64
-                    } else {
-                        0.0
-                    }
-                }),
-                "zero_bug_levels" => match m.quality.zero_bug_levels {
-                    Some(z) => Num(z as f64),
-                    None => NotCheckable(BUG_REPORTS.into()),
-                },
-                "zero_bug_rate_pct" => match m.quality.zero_bug_levels {
-                    Some(z) if m.quality.total_levels > 0 => {
-                        Num(z as f64 / m.quality.total_levels as f64 * 100.0)
-                    }
-                    _ => NotCheckable(BUG_REPORTS.into()),
-                },
-                _ => {
-                    NotCheckable("bug categories and repeat attempts are a grader's reading".into())
-                }
-            },
-        },
-        [section, field] if level_of(section).is_some() => {
-            let Some((name, level)) = level_of(section) else {
-                return Skip;
-            };
-            if !(name == "by_level" || name == "bugs_by_level") || *field == "feature" {
-                return Skip;
-            }
-            level_bugs(run, field, level)
+        "model" if !run.models.is_empty() => Text(run.models.join(", ")),
+        "variant" if !run.variants.is_empty() => Text(run.variants.join(", ")),
+        _ => NotCheckable("not recorded in the sessions' data".into()),
+    }
+}
+
+/// `<backend>_premium_usd|pct`: what the backend cost more than the baseline.
+fn premium_figure(run: &RunMetrics, key: &str) -> Recomputed {
+    use Recomputed::*;
+    let Some((name, pct)) = premium(key) else {
+        return NotCheckable("unknown figure".into());
+    };
+    match (backend(run, name), baseline_of(run)) {
+        (Some(m), Some(base)) if !pct => Num(m.cost.total - base.cost.total),
+        (Some(m), Some(base)) if base.cost.total > 0.0 => {
+            Num((m.cost.total - base.cost.total) / base.cost.total * 100.0)
         }
-        ["bugs", section, field] if level_of(section).is_some() => {
-            let Some((_, level)) = level_of(section) else {
-                return Skip;
-            };
-            if *field == "feature" {
-                return Skip;
-            }
-            level_bugs(run, field, level)
-        }
-        ["lines_of_code" | "loc", "methodology_note"] => Skip,
-        ["lines_of_code" | "loc", key, field] => match b(key) {
-            None => NotCheckable(format!("no backend `{key}` in the run")),
-            Some(m) => match &m.loc {
-                None => NotCheckable(NO_SOURCE.into()),
-                Some(l) => match *field {
-                    "backend_handwritten" => Num(l.backend_handwritten as f64),
-                    "frontend_handwritten" => Num(l.frontend_handwritten as f64),
-                    "generated_bindings" => Num(l.generated_bindings as f64),
-                    "total_handwritten" => Num(l.total_handwritten as f64),
-                    "loc_per_feature" if m.features > 0 => {
-                        Num(l.total_handwritten as f64 / m.features as f64)
-                    }
-                    _ => NotCheckable("unknown figure".into()),
-                },
-            },
+        _ => NotCheckable(format!("needs both `{name}` and the baseline backend")),
+    }
+}
+
+fn cost_figure(m: &BackendMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    match field {
+        "upgrades_usd" | "upgrades" => Num(m.cost.upgrades),
+        "fixes_usd" | "fixes" => Num(m.cost.fixes),
+        "total_usd" | "total" => Num(m.cost.total),
+        "per_feature_usd" | "per_feature" => Num(m.cost.per_feature),
+        "per_feature_upgrades_usd" => Num(m.cost.per_feature_upgrades),
+        "per_feature_fixes_usd" => Num(m.cost.per_feature_fixes),
+        _ => NotCheckable("unknown figure".into()),
+    }
+}
+
+fn token_figure(m: &BackendMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    match field {
+        "fresh_input" => Num(m.tokens.fresh_input as f64),
+        "fresh_output" => Num(m.tokens.fresh_output as f64),
+        "cache_read" => Num(m.tokens.cache_read as f64),
+        "cache_creation" => Num(m.tokens.cache_creation as f64),
+        "total_api_calls" | "api_calls" => Num(m.tokens.api_calls as f64),
+        "output_per_feature" => Num(m.tokens.output_per_feature),
+        "calls_per_feature" => Num(m.tokens.calls_per_feature),
+        _ => NotCheckable("unknown figure".into()),
+    }
+}
+
+fn time_figure(m: &BackendMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    match field {
+        "total_duration" | "total" => Num(m.time.total),
+        "upgrade_total" => Num(m.time.upgrade_total),
+        "fix_total" => Num(m.time.fix_total),
+        "upgrade_avg" => Num(m.time.upgrade_avg_incl_generate),
+        "fix_avg" | "avg_fix_session" => Num(m.time.avg_fix_session),
+        "total_minutes" => Num(m.time.total_minutes),
+        "l1_generation" => Num(m.time.generation),
+        "avg_upgrade" => Num(m.time.avg_upgrade),
+        "wall_clock" => match m.time.wall_clock_total {
+            Some(w) => Num(w),
+            None => NotCheckable("a session lacks its start or end time".into()),
         },
+        _ => NotCheckable("unknown figure".into()),
+    }
+}
+
+/// `f(total bugs)` when every fix session's bug report is in the run.
+fn bugs_known(m: &BackendMetrics, f: impl Fn(u32) -> f64) -> Recomputed {
+    match m.quality.total_bugs {
+        Some(n) => Recomputed::Num(f(n)),
+        None => Recomputed::NotCheckable(BUG_REPORTS.into()),
+    }
+}
+
+/// `a / b`, 0 when `b` is 0.
+fn per(a: f64, b: u32) -> f64 {
+    if b > 0 { a / f64::from(b) } else { 0.0 }
+}
+
+fn efficiency_figure(m: &BackendMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    match field {
+        "fix_cost_pct_of_total" => Num(m.cost.fix_share_pct),
+        "avg_fix_cost_per_bug_usd" => bugs_known(m, |n| per(m.cost.fixes, n)),
+        "fix_sessions_per_bug" => bugs_known(m, |n| per(m.quality.fix_sessions as f64, n)),
+        _ => NotCheckable("needs a grader's judgement of which bugs recurred".into()),
+    }
+}
+
+fn quality_figure(m: &BackendMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    match field {
+        "fix_sessions" => Num(m.quality.fix_sessions as f64),
+        "total_levels" => Num(m.quality.total_levels as f64),
+        "zero_fix_levels" => Num(m.quality.zero_fix_levels as f64),
+        "total_bugs" => bugs_known(m, f64::from),
+        "bugs_per_feature" => bugs_known(m, |n| per(f64::from(n), m.features)),
+        "zero_bug_levels" => match m.quality.zero_bug_levels {
+            Some(z) => Num(z as f64),
+            None => NotCheckable(BUG_REPORTS.into()),
+        },
+        "zero_bug_rate_pct" => match m.quality.zero_bug_levels {
+            Some(z) if m.quality.total_levels > 0 => {
+                Num(z as f64 / m.quality.total_levels as f64 * 100.0)
+            }
+            _ => NotCheckable(BUG_REPORTS.into()),
+        },
+        _ => NotCheckable("bug categories and repeat attempts are a grader's reading".into()),
+    }
+}
+
+fn loc_figure(m: &BackendMetrics, field: &str) -> Recomputed {
+    use Recomputed::*;
+    let Some(l) = &m.loc else {
+        return NotCheckable(NO_SOURCE.into());
+    };
+    match field {
+        "backend_handwritten" => Num(l.backend_handwritten as f64),
+        "frontend_handwritten" => Num(l.frontend_handwritten as f64),
+        "generated_bindings" => Num(l.generated_bindings as f64),
+        "total_handwritten" => Num(l.total_handwritten as f64),
+        "loc_per_feature" if m.features > 0 => Num(l.total_handwritten as f64 / m.features as f64),
         _ => NotCheckable("unknown figure".into()),
     }
 }

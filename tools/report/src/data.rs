@@ -177,14 +177,16 @@ pub fn backend_names(runs: &[RunMetrics]) -> Vec<String> {
     names
 }
 
-/// The baseline for ratios: the one asked for, else `spacetime` when present, else the first.
+/// The baseline for ratios: the one asked for, else the backend whose `backend.toml` says
+/// `[report] baseline = true` when present, else the first.
 pub fn pick_baseline(backends: &[String], asked: Option<&str>) -> Option<String> {
     if let Some(a) = asked {
         return backends.iter().find(|b| b.as_str() == a).cloned();
     }
+    let marked = crate::looks::Looks::of_repo().baseline.as_deref();
     backends
         .iter()
-        .find(|b| b.as_str() == "spacetime")
+        .find(|b| Some(b.as_str()) == marked)
         .or_else(|| backends.first())
         .cloned()
 }

@@ -13,6 +13,7 @@ pub mod data;
 pub mod grades;
 pub mod load;
 pub mod loc;
+pub mod looks;
 pub mod metrics;
 pub mod render;
 pub mod stats;

@@ -321,30 +321,8 @@ async fn messages(
 ) -> Response {
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => {
-            let mut inner = lock(&shared);
-            record(
-                &mut inner,
-                RequestRecord {
-                    method: "POST".to_owned(),
-                    path: uri.to_string(),
-                    session_id: None,
-                    kind: RequestKind::BadRequest,
-                    turn: None,
-                    model: None,
-                    stream: false,
-                    messages: 0,
-                    tools: 0,
-                },
-            );
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "the request body is not a JSON object",
-            );
-        }
+        _ => return bad_body(&shared, &uri),
     };
-    let session_id = session_of(&headers, &parsed);
     let model = parsed
         .get("model")
         .and_then(Value::as_str)
@@ -354,101 +332,21 @@ async fn messages(
         .get("stream")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let messages = count(&parsed, "messages");
-    let tools = count(&parsed, "tools");
-    let key = session_id.clone().unwrap_or_else(|| "anonymous".to_owned());
-
-    let plan = {
-        let mut inner = lock(&shared);
-        inner.message_counter += 1;
-        let message_id = format!("msg_scripted_{:06}", inner.message_counter);
-        let mut rec = RequestRecord {
-            method: "POST".to_owned(),
-            path: uri.to_string(),
-            session_id: session_id.clone(),
-            kind: RequestKind::Turn,
-            turn: None,
-            model: Some(model.clone()),
-            stream,
-            messages,
-            tools,
-        };
-        if !inner.conversations.contains_key(&key) {
-            let script = inner
-                .assigned
-                .get(&key)
-                .or(inner.default_script.as_ref())
-                .cloned();
-            match script {
-                Some(script) => {
-                    let turns_total = script.turns.len();
-                    inner.conversations.insert(
-                        key.clone(),
-                        Conversation {
-                            script,
-                            next: 0,
-                            last: None,
-                            stats: ConversationStats {
-                                turns_total,
-                                ..ConversationStats::default()
-                            },
-                        },
-                    );
-                }
-                None => {
-                    rec.kind = RequestKind::NoScript;
-                    record(&mut inner, rec);
-                    return api_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request_error",
-                        &format!("the scripted API has no script for session {key}"),
-                    );
-                }
-            }
-        }
-        let Some(conv) = inner.conversations.get_mut(&key) else {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "conversation vanished",
-            );
-        };
-        conv.stats.requests += 1;
-        let turn = if tools == 0 {
-            rec.kind = RequestKind::Side;
-            Turn {
-                text: Some(conv.script.side.text.clone()),
-                usage: conv.script.side.usage,
-                ..Turn::default()
-            }
-        } else if let Some((_, index)) = conv.last.filter(|(n, _)| *n == messages) {
-            rec.kind = RequestKind::Retry;
-            rec.turn = Some(index);
-            conv.script.turns[index].clone()
-        } else if conv.next < conv.script.turns.len() {
-            let index = conv.next;
-            conv.next += 1;
-            conv.last = Some((messages, index));
-            conv.stats.turns_served += 1;
-            rec.turn = Some(index);
-            conv.script.turns[index].clone()
-        } else {
-            rec.kind = RequestKind::Exhausted;
-            conv.stats.exhausted_requests += 1;
-            Turn {
-                text: Some("The rehearsal script has no more turns.".to_owned()),
-                ..Turn::default()
-            }
-        };
-        let tool_id_prefix = format!("toolu_scripted_{:06}", inner.message_counter);
-        record(&mut inner, rec);
-        Plan {
-            turn,
-            message_id,
-            tool_id_prefix,
-        }
+    let rec = RequestRecord {
+        method: "POST".to_owned(),
+        path: uri.to_string(),
+        session_id: session_of(&headers, &parsed),
+        kind: RequestKind::Turn,
+        turn: None,
+        model: Some(model.clone()),
+        stream,
+        messages: count(&parsed, "messages"),
+        tools: count(&parsed, "tools"),
     };
-
+    let plan = match plan_answer(&shared, rec) {
+        Ok(plan) => plan,
+        Err(response) => return *response,
+    };
     if let Some(ms) = plan.turn.delay_ms {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
@@ -463,6 +361,131 @@ async fn messages(
             .into_response()
     } else {
         axum::Json(message_json(&plan, &model)).into_response()
+    }
+}
+
+/// A body that is not a JSON object: recorded, and answered as the API would.
+fn bad_body(shared: &Shared, uri: &Uri) -> Response {
+    let mut inner = lock(shared);
+    record(
+        &mut inner,
+        RequestRecord {
+            method: "POST".to_owned(),
+            path: uri.to_string(),
+            session_id: None,
+            kind: RequestKind::BadRequest,
+            turn: None,
+            model: None,
+            stream: false,
+            messages: 0,
+            tools: 0,
+        },
+    );
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        "the request body is not a JSON object",
+    )
+}
+
+/// Decides the answer to a request under the lock, and records the request.
+fn plan_answer(shared: &Shared, mut rec: RequestRecord) -> Result<Plan, Box<Response>> {
+    let key = rec
+        .session_id
+        .clone()
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let mut inner = lock(shared);
+    inner.message_counter += 1;
+    let counter = inner.message_counter;
+    if !inner.start_conversation(&key) {
+        rec.kind = RequestKind::NoScript;
+        record(&mut inner, rec);
+        return Err(Box::new(api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("the scripted API has no script for session {key}"),
+        )));
+    }
+    let Some(conv) = inner.conversations.get_mut(&key) else {
+        return Err(Box::new(api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "conversation vanished",
+        )));
+    };
+    let turn = conv.next_turn(&mut rec);
+    record(&mut inner, rec);
+    Ok(Plan {
+        turn,
+        message_id: format!("msg_scripted_{counter:06}"),
+        tool_id_prefix: format!("toolu_scripted_{counter:06}"),
+    })
+}
+
+impl Inner {
+    /// Makes sure the session has a conversation: its assigned script, else the default
+    /// one. `false` when there is neither.
+    fn start_conversation(&mut self, key: &str) -> bool {
+        if self.conversations.contains_key(key) {
+            return true;
+        }
+        let Some(script) = self
+            .assigned
+            .get(key)
+            .or(self.default_script.as_ref())
+            .cloned()
+        else {
+            return false;
+        };
+        let turns_total = script.turns.len();
+        self.conversations.insert(
+            key.to_owned(),
+            Conversation {
+                script,
+                next: 0,
+                last: None,
+                stats: ConversationStats {
+                    turns_total,
+                    ..ConversationStats::default()
+                },
+            },
+        );
+        true
+    }
+}
+
+impl Conversation {
+    /// The turn that answers a request: the side answer when it offers no tools, the same
+    /// turn again for a retry (same message count), else the next turn; noted in `rec`.
+    fn next_turn(&mut self, rec: &mut RequestRecord) -> Turn {
+        self.stats.requests += 1;
+        if rec.tools == 0 {
+            rec.kind = RequestKind::Side;
+            return Turn {
+                text: Some(self.script.side.text.clone()),
+                usage: self.script.side.usage,
+                ..Turn::default()
+            };
+        }
+        if let Some((_, index)) = self.last.filter(|(n, _)| *n == rec.messages) {
+            rec.kind = RequestKind::Retry;
+            rec.turn = Some(index);
+            return self.script.turns[index].clone();
+        }
+        if self.next < self.script.turns.len() {
+            let index = self.next;
+            self.next += 1;
+            self.last = Some((rec.messages, index));
+            self.stats.turns_served += 1;
+            rec.turn = Some(index);
+            return self.script.turns[index].clone();
+        }
+        rec.kind = RequestKind::Exhausted;
+        self.stats.exhausted_requests += 1;
+        Turn {
+            text: Some("The rehearsal script has no more turns.".to_owned()),
+            ..Turn::default()
+        }
     }
 }
 
