@@ -33,7 +33,7 @@ export async function roomsFor(userId: number) {
     peerId: r.peer?.id ?? null,
     isMember: r.is_member,
     isAdmin: r.is_admin,
-    unread: bug('unread-lost-on-refresh') ? 0 : r.unread,
+    unread: r.unread,
     activity: activityOf(r.id),
   }));
 }
