@@ -165,12 +165,14 @@ pub fn describe(status: &Status) -> String {
     for p in &status.ports {
         let state = if p.accepting { "accepting" } else { "closed" };
         let who: Vec<String> = p.holders.iter().map(ToString::to_string).collect();
-        out.push_str(&format!(
-            "  port {:<5} {:<8} {state:<9} {}\n",
+        let line = format!(
+            "  port {:<5} {:<8} {state:<9} {}",
             p.port,
             p.name,
             who.join(", ")
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

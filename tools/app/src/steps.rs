@@ -154,3 +154,21 @@ pub fn step_alive(step: &RunningStep) -> bool {
 pub fn step_log(app_dir: &Path, step: &RunningStep) -> PathBuf {
     app_dir.join(&step.log)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_names_are_slugs_of_step_names() {
+        assert_eq!(
+            log_name("install server dependencies"),
+            "install-server-dependencies.log"
+        );
+        assert_eq!(
+            log_name("create the run's database if missing"),
+            "create-the-run-s-database-if-missing.log"
+        );
+        assert_eq!(log_name("  Server (API) "), "server-api.log");
+    }
+}

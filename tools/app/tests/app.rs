@@ -91,9 +91,14 @@ fn start_status_a_second_start_and_stop_leave_no_process_behind() {
 fn reset_gives_a_running_app_an_empty_database_with_its_schema() {
     let pg = PgCluster::start_temp().unwrap();
     let dir = common::reference_app().unwrap();
-    let state = r#"{"backend":"postgres","level":1,"variant":"sequential-upgrade","rules":"guided","runIndex":7,"sessions":[]}"#;
-    fs::create_dir_all(dir.path().join(".bench")).unwrap();
-    fs::write(dir.path().join(".bench/state.json"), state).unwrap();
+    let state = bench_formats::AppState {
+        backend: "postgres".into(),
+        level: 1,
+        run_index: 7,
+        ..Default::default()
+    };
+    let state_file = dir.path().join(bench_formats::files::STATE_FILE);
+    bench_formats::write_json(&state_file, &state).unwrap();
     let app = App::open(dir.path(), &common::options(&pg)).unwrap();
     assert_eq!(app.run_index(), 7);
     app.start().unwrap();
