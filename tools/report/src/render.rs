@@ -70,7 +70,10 @@ enum Kind {
 type Get = fn(&BackendMetrics) -> Option<f64>;
 
 /// The summary table's rows: label, statistics key (if summarised), kind, getter.
-const ROWS: &[(&str, Option<&str>, Kind, Get)] = &[
+/// A summary row: label, statistics key, how to format, how to read it from a run.
+type SummaryRow = (&'static str, Option<&'static str>, Kind, Get);
+
+const ROWS: &[SummaryRow] = &[
     ("Total cost", Some("cost.total"), Kind::Usd, |m| {
         Some(m.cost.total)
     }),
@@ -193,6 +196,29 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
     let backends = backend_names(&data.runs);
     let several = data.runs.len() > 1;
     let mut doc = Vec::new();
+    push_intro(&mut doc, data, &backends);
+    push_summary(&mut doc, data, &backends);
+    if with_charts {
+        push_charts(&mut doc, data, &backends);
+    }
+    crate::grades::push_blocks(&mut doc, data, &backends, with_charts);
+    if several {
+        push_statistics(&mut doc, data, &backends);
+    }
+    let level_names = level_names(data);
+    for run in &data.runs {
+        push_run(&mut doc, run, several, &level_names);
+    }
+    push_method(&mut doc);
+    if !data.warnings.is_empty() {
+        doc.push(Block::Heading(2, "Warnings".into()));
+        doc.push(Block::List(data.warnings.clone()));
+    }
+    doc
+}
+
+/// The title and what the report was made from.
+fn push_intro(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
     let run_names: Vec<&str> = data.runs.iter().map(|r| r.name.as_str()).collect();
     doc.push(Block::Heading(
         1,
@@ -206,8 +232,11 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
         data.generated_at,
         data.generator
     )));
+}
 
-    // Summary table.
+/// The summary table: one row per figure, a column per backend and per ratio to the baseline.
+fn push_summary(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
+    let several = data.runs.len() > 1;
     doc.push(Block::Heading(2, "Summary".into()));
     if several {
         doc.push(Block::Para(
@@ -217,70 +246,19 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
                 .into(),
         ));
     }
-    let baseline = data.baseline.clone();
-    let others: Vec<&String> = backends
-        .iter()
-        .filter(|b| Some(*b) != baseline.as_ref())
-        .collect();
+    let baseline = data.baseline.as_ref();
+    let others: Vec<&String> = backends.iter().filter(|b| Some(*b) != baseline).collect();
     let mut headers = vec!["Figure".to_string()];
     headers.extend(backends.iter().cloned());
-    if let Some(base) = &baseline {
+    if let Some(base) = baseline {
         for o in &others {
             headers.push(format!("{o} / {base}"));
         }
     }
-    let mut rows = Vec::new();
-    for (label, key, kind, get) in ROWS {
-        let mut row = vec![label.to_string()];
-        let mut any = false;
-        for b in &backends {
-            let values: Vec<f64> = data
-                .runs
-                .iter()
-                .filter_map(|r| r.backends.get(b))
-                .filter_map(get)
-                .collect();
-            if values.is_empty() {
-                row.push("—".into());
-                continue;
-            }
-            any = true;
-            let stats = key.and_then(|k| data.statistics.get(b).and_then(|s| s.get(k)));
-            let cell = match (several, stats) {
-                (true, Some(s)) => format!(
-                    "{} {} (n={})",
-                    fmt_kind(*kind, s.mean),
-                    ci_text(s, *kind),
-                    s.n
-                ),
-                _ => {
-                    let mean = values.iter().sum::<f64>() / values.len() as f64;
-                    fmt_kind(*kind, mean)
-                }
-            };
-            row.push(cell);
-        }
-        if let Some(base) = &baseline {
-            for o in &others {
-                let ratio = key.and_then(|k| {
-                    data.ratios
-                        .iter()
-                        .find(|r| r.figure == k && &r.numerator == *o && &r.denominator == base)
-                });
-                row.push(match ratio {
-                    Some(r) => match r.ratio.ci95 {
-                        Some([lo, hi]) => format!("{:.2}× [{lo:.2} – {hi:.2}]", r.ratio.ratio),
-                        None if several => format!("{:.2}× (no CI)", r.ratio.ratio),
-                        None => format!("{:.2}×", r.ratio.ratio),
-                    },
-                    None => "—".into(),
-                });
-            }
-        }
-        if any {
-            rows.push(row);
-        }
-    }
+    let rows = ROWS
+        .iter()
+        .filter_map(|row| summary_row(data, backends, &others, row))
+        .collect();
     doc.push(Block::Table { headers, rows });
     if !several {
         doc.push(Block::Para(
@@ -290,77 +268,128 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
                 .into(),
         ));
     }
+}
 
-    if with_charts {
-        push_charts(&mut doc, data, &backends);
-    }
-    crate::grades::push_blocks(&mut doc, data, &backends, with_charts);
-
-    if several {
-        doc.push(Block::Heading(2, "Statistics across runs".into()));
-        let mut rows = Vec::new();
-        for b in &backends {
-            if let Some(figures) = data.statistics.get(b) {
-                for (name, s) in figures {
-                    rows.push(vec![
-                        b.clone(),
-                        name.clone(),
-                        s.n.to_string(),
-                        format!("{:.4}", s.mean),
-                        format!("{:.4}", s.median),
-                        format!("{:.4} – {:.4}", s.min, s.max),
-                        s.sd.map(|x| format!("{x:.4}")).unwrap_or("—".into()),
-                        match s.ci95 {
-                            Some([lo, hi]) => format!("{lo:.4} – {hi:.4}"),
-                            None => s.note.clone().unwrap_or_default(),
-                        },
-                    ]);
-                }
-            }
+/// One summary row, `None` when no backend has the figure.
+fn summary_row(
+    data: &MetricsData,
+    backends: &[String],
+    others: &[&String],
+    (label, key, kind, get): &SummaryRow,
+) -> Option<Vec<String>> {
+    let several = data.runs.len() > 1;
+    let mut row = vec![label.to_string()];
+    let mut any = false;
+    for b in backends {
+        let values: Vec<f64> = data
+            .runs
+            .iter()
+            .filter_map(|r| r.backends.get(b))
+            .filter_map(get)
+            .collect();
+        if values.is_empty() {
+            row.push("—".into());
+            continue;
         }
-        doc.push(Block::Table {
-            headers: [
-                "Backend",
-                "Figure",
-                "n",
-                "Mean",
-                "Median",
-                "Min – max",
-                "SD",
-                "95 % CI",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows,
+        any = true;
+        let stats = key.and_then(|k| data.statistics.get(b).and_then(|s| s.get(k)));
+        row.push(match (several, stats) {
+            (true, Some(s)) => format!(
+                "{} {} (n={})",
+                fmt_kind(*kind, s.mean),
+                ci_text(s, *kind),
+                s.n
+            ),
+            _ => fmt_kind(*kind, values.iter().sum::<f64>() / values.len() as f64),
         });
-        if !data.ratios.is_empty() {
-            doc.push(Block::Heading(3, "Ratios between backends".into()));
-            let rows = data
-                .ratios
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.figure.clone(),
-                        format!("{} / {}", r.numerator, r.denominator),
-                        format!("{:.3}", r.ratio.ratio),
-                        match r.ratio.ci95 {
-                            Some([lo, hi]) => format!("{lo:.3} – {hi:.3}"),
-                            None => r.ratio.note.clone().unwrap_or_default(),
-                        },
-                    ]
-                })
-                .collect();
-            doc.push(Block::Table {
-                headers: ["Figure", "Ratio of means", "Value", "95 % bootstrap CI"]
-                    .map(String::from)
-                    .to_vec(),
-                rows,
+    }
+    if let Some(base) = &data.baseline {
+        for o in others {
+            let ratio = key.and_then(|k| {
+                data.ratios
+                    .iter()
+                    .find(|r| r.figure == k && &r.numerator == *o && &r.denominator == base)
+            });
+            row.push(match ratio {
+                Some(r) => match r.ratio.ci95 {
+                    Some([lo, hi]) => format!("{:.2}× [{lo:.2} – {hi:.2}]", r.ratio.ratio),
+                    None if several => format!("{:.2}× (no CI)", r.ratio.ratio),
+                    None => format!("{:.2}×", r.ratio.ratio),
+                },
+                None => "—".into(),
             });
         }
     }
+    any.then_some(row)
+}
 
-    let level_names: BTreeMap<u32, String> = data
-        .bugs_by_level
+/// Statistics of every figure across runs, and the ratios between backends.
+fn push_statistics(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
+    doc.push(Block::Heading(2, "Statistics across runs".into()));
+    let mut rows = Vec::new();
+    for b in backends {
+        if let Some(figures) = data.statistics.get(b) {
+            for (name, s) in figures {
+                rows.push(vec![
+                    b.clone(),
+                    name.clone(),
+                    s.n.to_string(),
+                    format!("{:.4}", s.mean),
+                    format!("{:.4}", s.median),
+                    format!("{:.4} – {:.4}", s.min, s.max),
+                    s.sd.map(|x| format!("{x:.4}")).unwrap_or("—".into()),
+                    match s.ci95 {
+                        Some([lo, hi]) => format!("{lo:.4} – {hi:.4}"),
+                        None => s.note.clone().unwrap_or_default(),
+                    },
+                ]);
+            }
+        }
+    }
+    doc.push(Block::Table {
+        headers: [
+            "Backend",
+            "Figure",
+            "n",
+            "Mean",
+            "Median",
+            "Min – max",
+            "SD",
+            "95 % CI",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    });
+    if !data.ratios.is_empty() {
+        doc.push(Block::Heading(3, "Ratios between backends".into()));
+        let rows = data
+            .ratios
+            .iter()
+            .map(|r| {
+                vec![
+                    r.figure.clone(),
+                    format!("{} / {}", r.numerator, r.denominator),
+                    format!("{:.3}", r.ratio.ratio),
+                    match r.ratio.ci95 {
+                        Some([lo, hi]) => format!("{lo:.3} – {hi:.3}"),
+                        None => r.ratio.note.clone().unwrap_or_default(),
+                    },
+                ]
+            })
+            .collect();
+        doc.push(Block::Table {
+            headers: ["Figure", "Ratio of means", "Value", "95 % bootstrap CI"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        });
+    }
+}
+
+/// Level number → feature name, from the bugs-by-level rows.
+fn level_names(data: &MetricsData) -> BTreeMap<u32, String> {
+    data.bugs_by_level
         .iter()
         .filter_map(|row| {
             Some((
@@ -368,11 +397,11 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
                 row.get("feature")?.as_str()?.to_string(),
             ))
         })
-        .collect();
-    for run in &data.runs {
-        push_run(&mut doc, run, several, &level_names);
-    }
+        .collect()
+}
 
+/// How the figures are computed.
+fn push_method(doc: &mut Vec<Block>) {
     doc.push(Block::Heading(2, "How the figures are computed".into()));
     doc.push(Block::List(vec![
         "Cost, tokens and API calls are the sums over every session's `cost-summary.json` \
@@ -396,12 +425,6 @@ pub fn document(data: &MetricsData, with_charts: bool) -> Vec<Block> {
          with fewer than 3 runs per backend."
             .into(),
     ]));
-
-    if !data.warnings.is_empty() {
-        doc.push(Block::Heading(2, "Warnings".into()));
-        doc.push(Block::List(data.warnings.clone()));
-    }
-    doc
 }
 
 fn mean_over<F: Fn(&BackendMetrics) -> Option<f64>>(
@@ -444,11 +467,33 @@ fn per_level_series(
 }
 
 fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
-    let several = data.runs.len() > 1;
-    let mean_note = if several { " (mean over runs)" } else { "" };
+    let mean_note = if data.runs.len() > 1 {
+        " (mean over runs)"
+    } else {
+        ""
+    };
     doc.push(Block::Heading(2, "Charts".into()));
+    push_cumulative_cost(doc, data, backends, mean_note);
+    push_cost_split(doc, data, backends, mean_note);
+    let bugs_known = push_per_level(doc, data, backends, mean_note);
+    push_tokens(doc, data, backends, mean_note);
+    push_stress(doc, data, backends, mean_note);
+    if !bugs_known {
+        doc.push(Block::Para(
+            "Bugs per level are not charted: not every fix session's bug report is in the run, \
+             so only fix sessions per level are known."
+                .into(),
+        ));
+    }
+}
 
-    // Cumulative cost by level.
+/// Cumulative cost by level, with the 95 % CI shaded when there are enough runs.
+fn push_cumulative_cost(
+    doc: &mut Vec<Block>,
+    data: &MetricsData,
+    backends: &[String],
+    mean_note: &str,
+) {
     let series: Vec<(String, Vec<(u32, f64)>)> = backends
         .iter()
         .map(|b| {
@@ -495,8 +540,10 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             &bands,
         ),
     });
+}
 
-    // Cost split.
+/// Cost split into upgrades (incl. generate) and fixes.
+fn push_cost_split(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String], mean_note: &str) {
     let up: Vec<f64> = backends
         .iter()
         .map(|b| mean_over(data, b, |m| Some(m.cost.upgrades)).unwrap_or(0.0))
@@ -536,8 +583,15 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             &whiskers,
         ),
     });
+}
 
-    // Fix sessions and bugs per level.
+/// Fix sessions per level, and bugs per level when every bug report is known (returned).
+fn push_per_level(
+    doc: &mut Vec<Block>,
+    data: &MetricsData,
+    backends: &[String],
+    mean_note: &str,
+) -> bool {
     let max_level = data
         .runs
         .iter()
@@ -582,8 +636,11 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             ),
         });
     }
+    bugs_known
+}
 
-    // Tokens per feature.
+/// Tokens per feature, by kind.
+fn push_tokens(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String], mean_note: &str) {
     let kinds = ["fresh input", "output", "cache creation", "cache read"];
     let token_series: Vec<(String, Vec<f64>)> = backends
         .iter()
@@ -615,8 +672,10 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             true,
         ),
     });
+}
 
-    // Stress throughput, when bench-stress results are in the run.
+/// Stress throughput, when bench-stress results are in the run.
+fn push_stress(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String], mean_note: &str) {
     let mut names: Vec<String> = data
         .runs
         .iter()
@@ -664,13 +723,6 @@ fn push_charts(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]) {
             ),
         });
     }
-    if !bugs_known {
-        doc.push(Block::Para(
-            "Bugs per level are not charted: not every fix session's bug report is in the run, \
-             so only fix sessions per level are known."
-                .into(),
-        ));
-    }
 }
 
 fn push_run(
@@ -695,194 +747,214 @@ fn push_run(
         }
     )));
     if several {
-        // The per-run summary, compactly.
-        let rows = run
-            .backends
-            .values()
-            .map(|m| {
+        push_run_overview(doc, run);
+    }
+    for m in run.backends.values() {
+        push_levels(doc, m, level_names);
+        push_sessions(doc, m);
+        push_backend_notes(doc, m);
+    }
+}
+
+/// The per-run summary, compactly (several runs).
+fn push_run_overview(doc: &mut Vec<Block>, run: &RunMetrics) {
+    // The per-run summary, compactly.
+    let rows = run
+        .backends
+        .values()
+        .map(|m| {
+            vec![
+                m.backend.clone(),
+                usd(m.cost.total),
+                usd(m.cost.upgrades),
+                usd(m.cost.fixes),
+                int(m.tokens.api_calls as f64),
+                format!("{:.1}", m.time.total_minutes),
+                m.levels_completed.to_string(),
+                m.quality.fix_sessions.to_string(),
+            ]
+        })
+        .collect();
+    doc.push(Block::Table {
+        headers: [
+            "Backend",
+            "Total",
+            "Upgrades",
+            "Fixes",
+            "API calls",
+            "Agent min",
+            "Levels",
+            "Fix sessions",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    });
+}
+
+/// A backend's cost by level.
+fn push_levels(doc: &mut Vec<Block>, m: &BackendMetrics, level_names: &BTreeMap<u32, String>) {
+    doc.push(Block::Heading(3, format!("{} — cost by level", m.backend)));
+    let rows = m
+        .by_level
+        .iter()
+        .map(|l| {
+            vec![
+                match level_names.get(&l.level) {
+                    Some(name) => format!("{} {name}", l.level),
+                    None => l.level.to_string(),
+                },
+                usd(l.upgrade_cost),
+                usd(l.fix_cost),
+                usd(l.cost),
+                usd(l.cumulative_cost),
+                l.fix_sessions.to_string(),
+                l.bugs.map_or("?".into(), |b| b.to_string()),
+                int(l.api_calls as f64),
+                format!("{:.0}", l.agent_seconds),
+            ]
+        })
+        .collect();
+    doc.push(Block::Table {
+        headers: [
+            "Level",
+            "Upgrade",
+            "Fixes",
+            "Level cost",
+            "Cumulative",
+            "Fix sessions",
+            "Bugs",
+            "API calls",
+            "Agent s",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    });
+}
+
+/// A backend's sessions.
+fn push_sessions(doc: &mut Vec<Block>, m: &BackendMetrics) {
+    doc.push(Block::Heading(3, format!("{} — sessions", m.backend)));
+    let rows = m
+        .session_list
+        .iter()
+        .map(|s| {
+            vec![
+                s.run_id.clone(),
+                s.phase.clone(),
+                if s.labelled_level == s.level {
+                    s.level.to_string()
+                } else {
+                    format!("{} (labelled {})", s.level, s.labelled_level)
+                },
+                s.started_at.clone().unwrap_or_else(|| "?".into()),
+                format!("${:.4}", s.cost_usd),
+                s.api_calls.to_string(),
+                format!("{:.1}", s.agent_seconds),
+                s.wall_clock_seconds
+                    .map_or("?".into(), |w| format!("{w:.0}")),
+                s.outcome.clone().unwrap_or_else(|| "?".into()),
+            ]
+        })
+        .collect();
+    doc.push(Block::Table {
+        headers: [
+            "Session",
+            "Phase",
+            "Level",
+            "Started (UTC)",
+            "Cost",
+            "API calls",
+            "Agent s",
+            "Wall s",
+            "Outcome",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    });
+}
+
+/// A backend's iteration log, stress results, bug report and lines of code, when known.
+fn push_backend_notes(doc: &mut Vec<Block>, m: &BackendMetrics) {
+    if !m.quality.iteration_log_categories.is_empty() {
+        doc.push(Block::Para(format!(
+            "ITERATION_LOG.md: {} fix block(s); categories: {}.",
+            m.quality.iteration_log_fixes,
+            m.quality
+                .iteration_log_categories
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if !m.stress.is_empty() {
+        doc.push(Block::Heading(3, format!("{} — stress results", m.backend)));
+        let rows = m
+            .stress
+            .iter()
+            .map(|s| {
                 vec![
-                    m.backend.clone(),
-                    usd(m.cost.total),
-                    usd(m.cost.upgrades),
-                    usd(m.cost.fixes),
-                    int(m.tokens.api_calls as f64),
-                    format!("{:.1}", m.time.total_minutes),
-                    m.levels_completed.to_string(),
-                    m.quality.fix_sessions.to_string(),
+                    s.name.clone(),
+                    s.backend.clone(),
+                    s.scenario.clone(),
+                    s.client.clone(),
+                    s.writers.to_string(),
+                    format!("{:.1}", s.acked_per_second),
+                    format!("{:.1}", s.sent_per_second),
+                    format!("{:.2}", s.ack_p50_ms),
+                    format!("{:.2}", s.ack_p99_ms),
+                    s.failed.to_string(),
+                    if s.verification_passed {
+                        "passed".into()
+                    } else {
+                        format!("not passed — {}", s.verification)
+                    },
                 ]
             })
             .collect();
         doc.push(Block::Table {
             headers: [
+                "Result",
                 "Backend",
-                "Total",
-                "Upgrades",
-                "Fixes",
-                "API calls",
-                "Agent min",
-                "Levels",
-                "Fix sessions",
+                "Scenario",
+                "Client",
+                "Writers",
+                "Acked/s",
+                "Sent/s",
+                "Ack p50 ms",
+                "Ack p99 ms",
+                "Failed",
+                "Verification",
             ]
             .map(String::from)
             .to_vec(),
             rows,
         });
     }
-    for m in run.backends.values() {
-        doc.push(Block::Heading(3, format!("{} — cost by level", m.backend)));
-        let rows = m
-            .by_level
-            .iter()
-            .map(|l| {
-                vec![
-                    match level_names.get(&l.level) {
-                        Some(name) => format!("{} {name}", l.level),
-                        None => l.level.to_string(),
-                    },
-                    usd(l.upgrade_cost),
-                    usd(l.fix_cost),
-                    usd(l.cost),
-                    usd(l.cumulative_cost),
-                    l.fix_sessions.to_string(),
-                    l.bugs.map_or("?".into(), |b| b.to_string()),
-                    int(l.api_calls as f64),
-                    format!("{:.0}", l.agent_seconds),
-                ]
-            })
-            .collect();
-        doc.push(Block::Table {
-            headers: [
-                "Level",
-                "Upgrade",
-                "Fixes",
-                "Level cost",
-                "Cumulative",
-                "Fix sessions",
-                "Bugs",
-                "API calls",
-                "Agent s",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows,
-        });
-        doc.push(Block::Heading(3, format!("{} — sessions", m.backend)));
-        let rows = m
-            .session_list
-            .iter()
-            .map(|s| {
-                vec![
-                    s.run_id.clone(),
-                    s.phase.clone(),
-                    if s.labelled_level == s.level {
-                        s.level.to_string()
-                    } else {
-                        format!("{} (labelled {})", s.level, s.labelled_level)
-                    },
-                    s.started_at.clone().unwrap_or_else(|| "?".into()),
-                    format!("${:.4}", s.cost_usd),
-                    s.api_calls.to_string(),
-                    format!("{:.1}", s.agent_seconds),
-                    s.wall_clock_seconds
-                        .map_or("?".into(), |w| format!("{w:.0}")),
-                    s.outcome.clone().unwrap_or_else(|| "?".into()),
-                ]
-            })
-            .collect();
-        doc.push(Block::Table {
-            headers: [
-                "Session",
-                "Phase",
-                "Level",
-                "Started (UTC)",
-                "Cost",
-                "API calls",
-                "Agent s",
-                "Wall s",
-                "Outcome",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows,
-        });
-        if !m.quality.iteration_log_categories.is_empty() {
-            doc.push(Block::Para(format!(
-                "ITERATION_LOG.md: {} fix block(s); categories: {}.",
-                m.quality.iteration_log_fixes,
-                m.quality
-                    .iteration_log_categories
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        if !m.stress.is_empty() {
-            doc.push(Block::Heading(3, format!("{} — stress results", m.backend)));
-            let rows = m
-                .stress
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.name.clone(),
-                        s.backend.clone(),
-                        s.scenario.clone(),
-                        s.client.clone(),
-                        s.writers.to_string(),
-                        format!("{:.1}", s.acked_per_second),
-                        format!("{:.1}", s.sent_per_second),
-                        format!("{:.2}", s.ack_p50_ms),
-                        format!("{:.2}", s.ack_p99_ms),
-                        s.failed.to_string(),
-                        if s.verification_passed {
-                            "passed".into()
-                        } else {
-                            format!("not passed — {}", s.verification)
-                        },
-                    ]
-                })
-                .collect();
-            doc.push(Block::Table {
-                headers: [
-                    "Result",
-                    "Backend",
-                    "Scenario",
-                    "Client",
-                    "Writers",
-                    "Acked/s",
-                    "Sent/s",
-                    "Ack p50 ms",
-                    "Ack p99 ms",
-                    "Failed",
-                    "Verification",
-                ]
-                .map(String::from)
-                .to_vec(),
-                rows,
-            });
-        }
-        if let Some(r) = &m.quality.latest_bug_report {
-            doc.push(Block::Para(format!(
-                "The app's current BUG_REPORT.md ({}) lists {} bug(s){}{}. Only bug reports kept \
-                 with their fix session are counted per level.",
-                r.app,
-                r.bugs,
-                r.level.map(|l| format!(", level {l}")).unwrap_or_default(),
-                r.iteration
-                    .map(|i| format!(", iteration {i}"))
-                    .unwrap_or_default()
-            )));
-        }
-        if let Some(loc) = &m.loc {
-            doc.push(Block::Para(format!(
-                "Lines of code ({}; rules: {}): backend {}, frontend {}, generated bindings {}.",
-                loc.app,
-                loc.rules,
-                loc.backend_handwritten,
-                loc.frontend_handwritten,
-                loc.generated_bindings
-            )));
-        }
+    if let Some(r) = &m.quality.latest_bug_report {
+        doc.push(Block::Para(format!(
+            "The app's current BUG_REPORT.md ({}) lists {} bug(s){}{}. Only bug reports kept \
+             with their fix session are counted per level.",
+            r.app,
+            r.bugs,
+            r.level.map(|l| format!(", level {l}")).unwrap_or_default(),
+            r.iteration
+                .map(|i| format!(", iteration {i}"))
+                .unwrap_or_default()
+        )));
+    }
+    if let Some(loc) = &m.loc {
+        doc.push(Block::Para(format!(
+            "Lines of code ({}; rules: {}): backend {}, frontend {}, generated bindings {}.",
+            loc.app,
+            loc.rules,
+            loc.backend_handwritten,
+            loc.frontend_handwritten,
+            loc.generated_bindings
+        )));
     }
 }
 
