@@ -300,12 +300,18 @@ impl GradingFile {
         out
     }
 
-    /// The failed expectations, each with the feature it counts for, in step order.
+    /// The failed expectations, each with the feature it counts for, in step order. Steps
+    /// that could not be carried out are left out: their checks only record that they were
+    /// not reached, and the step itself is the bug.
     pub fn failed_checks(
         &self,
     ) -> impl Iterator<Item = (&FeatureGrade, &StepResult, &CheckResult)> {
         self.features.iter().flat_map(|f| {
-            f.steps.iter().flat_map(move |s| {
+            let reached = f
+                .steps
+                .iter()
+                .filter(|s| s.outcome != StepOutcome::NotCarriedOut);
+            reached.flat_map(move |s| {
                 s.checks
                     .iter()
                     .filter(|c| !c.passed)

@@ -1,46 +1,67 @@
-//! Grading an app folder: its level and backend from `.bench/state.json`, a fresh database
-//! and a running app through `bench-app`.
+//! Grading an app folder: its level from `.bench/state.json`, a fresh database and a
+//! running app through `bench-app` (the backend's own `[commands]`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
+use bench_app::{App, AppOptions};
 use bench_formats::AppState;
-
-use crate::grade::Resolved;
 
 /// The app's state file, relative to the app folder.
 pub const STATE_FILE: &str = ".bench/state.json";
 
-/// Reads the app's state; an error says how to grade a folder the harness did not make.
-pub fn app_state(dir: &Path) -> Result<AppState> {
-    if !dir.is_dir() {
-        bail!(
-            "{} is not a folder: give an app folder (results/chat-app-<ts>) or use --url URL --level N --out DIR",
-            dir.display()
-        );
-    }
+/// The app's state, when the harness made the app (`None` for a folder without one).
+pub fn app_state(dir: &Path) -> Result<Option<AppState>> {
     let path = dir.join(STATE_FILE);
     if !path.is_file() {
-        bail!(
-            "{} has no {STATE_FILE}, so it is not an app made by bench-run: grade it while it runs with --url URL --level N --out DIR",
-            dir.display()
-        );
+        return Ok(None);
     }
-    bench_formats::read_json(&path)
+    bench_formats::read_json(&path).map(Some)
 }
 
-/// Resolves an app folder: level (given, else the app's), backend, address; resets its
-/// database and makes sure it runs.
-pub(crate) fn resolve_app(
+/// An app started for grading; stopped again when dropped if it was not running before.
+pub struct PreparedApp {
+    pub app: App,
+    pub url: String,
+    stop_when_done: bool,
+}
+
+impl Drop for PreparedApp {
+    fn drop(&mut self) {
+        if self.stop_when_done
+            && let Err(err) = self.app.stop()
+        {
+            eprintln!("warning: could not stop the app after grading: {err:#}");
+        }
+    }
+}
+
+/// Gives the app a fresh database (plans assume a fresh app) and makes sure it runs.
+pub fn prepare(
     dir: &Path,
-    level: Option<u32>,
-    out: Option<PathBuf>,
-) -> Result<Resolved> {
-    let state = app_state(dir)?;
-    let _ = (level, out);
-    bail!(
-        "grading an app folder needs bench-app to start it ({} app at level {}); until then start it yourself and use --url URL --level N --out DIR",
-        state.backend,
-        state.level
-    )
+    options: &AppOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PreparedApp> {
+    let app = App::open(dir, options)?;
+    progress(&format!(
+        "resetting the {} app's database and starting it (bench-app) …",
+        app.backend().name
+    ));
+    let restarted = app
+        .reset()
+        .with_context(|| format!("cannot reset the app's database in {}", dir.display()))?;
+    let started = app.start().with_context(|| {
+        format!(
+            "cannot start the app in {} (see cargo xtask bench-app logs {})",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    let stop_when_done = !restarted && matches!(started, bench_app::Started::Started(_));
+    let url = app.client_url();
+    Ok(PreparedApp {
+        app,
+        url,
+        stop_when_done,
+    })
 }

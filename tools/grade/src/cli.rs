@@ -26,7 +26,7 @@ pub const EXIT_HARNESS: u8 = 2;
 pub struct Args {
     /// The app folder (results/chat-app-<ts>): its database is reset and the app started
     /// with bench-app before grading.
-    #[arg(value_name = "APP_DIR", conflicts_with = "url")]
+    #[arg(value_name = "APP_DIR", conflicts_with_all = ["url", "self_test", "bench"])]
     pub app: Option<PathBuf>,
     /// Grade an app running at this address instead (needs --level and --out).
     #[arg(long, value_name = "URL")]
@@ -47,6 +47,14 @@ pub struct Args {
     /// Also record a Playwright trace of failed steps (screenshots are always taken).
     #[arg(long)]
     pub trace: bool,
+    /// Check this machine: copy the bundled reference app, start it with bench-app on a
+    /// throwaway PostgreSQL, grade it at level 12 and print the score.
+    #[arg(long, conflicts_with_all = ["url", "bench"])]
+    pub self_test: bool,
+    /// Print figures: grading time at levels 1 and 12 with the reference app running, and
+    /// the latency measurement's error against a page with a known delay.
+    #[arg(long, conflicts_with = "url")]
+    pub bench: bool,
     /// Where the driver's npm packages are installed (default: .bench/grade-driver).
     #[arg(long, value_name = "DIR", env = "BENCH_GRADE_DRIVER_DIR", hide = true)]
     pub driver_dir: Option<PathBuf>,
@@ -54,6 +62,9 @@ pub struct Args {
 
 /// Runs the command; prints errors itself and returns the exit status (0, 1 or 2).
 pub fn run(args: Args) -> ExitCode {
+    if args.bench {
+        return run_bench(&args);
+    }
     match run_grade(&args) {
         Ok(graded) => {
             print_summary(&graded);
@@ -76,7 +87,7 @@ fn request(args: &Args) -> Result<Request> {
     let target = match (&args.app, &args.url) {
         (Some(dir), None) => Target::App(dir.clone()),
         (None, Some(url)) => Target::Url(url.clone()),
-        _ => anyhow::bail!("give an app folder, or --url URL --level N --out DIR"),
+        _ => anyhow::bail!("give an app folder, or --url URL --level N --out DIR, or --self-test"),
     };
     let driver_dir = args
         .driver_dir
@@ -91,12 +102,51 @@ fn request(args: &Args) -> Result<Request> {
         out: args.out.clone(),
         driver_dir,
         trace: args.trace,
+        app_options: None,
     })
 }
 
 fn run_grade(args: &Args) -> Result<Graded> {
+    if args.self_test {
+        let test = self_test_setup(args)?;
+        let graded = crate::selftest::self_test(&test, &mut |line| eprintln!("{line}"))?;
+        println!(
+            "self-test: the reference app scored {}/{} at level {} (expected: every point)",
+            graded.file.score, graded.file.max, graded.file.level
+        );
+        return Ok(graded);
+    }
     let req = request(args)?;
     grade(&req, &mut |line| eprintln!("{line}"))
+}
+
+fn self_test_setup(args: &Args) -> Result<crate::selftest::SelfTest> {
+    let root = bench_formats::paths::repo_root()?;
+    let driver_dir = args
+        .driver_dir
+        .clone()
+        .unwrap_or_else(|| crate::driver::default_install_dir(&root));
+    let mut test = crate::selftest::SelfTest::for_user(&root, driver_dir, args.browser.clone());
+    if let Some(level) = args.level {
+        test.level = level;
+    }
+    test.features = args.features.clone();
+    Ok(test)
+}
+
+fn run_bench(args: &Args) -> ExitCode {
+    let result = self_test_setup(args)
+        .and_then(|test| crate::bench::run(&test, &mut |line| eprintln!("{line}")));
+    match result {
+        Ok(figures) => {
+            println!("{}", crate::bench::table(&figures));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_HARNESS)
+        }
+    }
 }
 
 /// The per-feature table and where the files went.

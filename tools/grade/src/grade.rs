@@ -40,6 +40,9 @@ pub struct Request {
     pub driver_dir: PathBuf,
     /// Record a Playwright trace of failed steps.
     pub trace: bool,
+    /// How bench-app finds an app folder's backend and ports (default: from the app's
+    /// state, for the repository at `root`).
+    pub app_options: Option<bench_app::AppOptions>,
 }
 
 /// A finished grading.
@@ -59,33 +62,80 @@ impl Graded {
     }
 }
 
-/// Where the app is and what it is, once resolved.
-pub(crate) struct Resolved {
-    pub(crate) url: String,
-    pub(crate) out: PathBuf,
-    pub(crate) app_dir: Option<PathBuf>,
-    pub(crate) backend: Option<String>,
-    pub(crate) level: u32,
+/// What the grading needs to know about its target before it starts.
+struct Plan {
+    level: u32,
+    out: PathBuf,
+    backend: Option<String>,
 }
 
-fn resolve(req: &Request) -> Result<Resolved> {
+fn plan(req: &Request) -> Result<Plan> {
     match &req.target {
-        Target::Url(url) => {
+        Target::Url(_) => {
             let Some(level) = req.level else {
                 bail!("--url needs --level N (the level whose features to grade)");
             };
             let Some(out) = req.out.clone() else {
                 bail!("--url needs --out DIR (where GRADING_RESULTS.md and grading.json go)");
             };
-            Ok(Resolved {
-                url: url.clone(),
-                out,
-                app_dir: None,
-                backend: None,
+            Ok(Plan {
                 level,
+                out,
+                backend: None,
             })
         }
-        Target::App(dir) => crate::app::resolve_app(dir, req.level, req.out.clone()),
+        Target::App(dir) => {
+            if !dir.is_dir() {
+                bail!(
+                    "{} is not a folder: give an app folder (results/chat-app-<ts>), or --url URL --level N --out DIR",
+                    dir.display()
+                );
+            }
+            let state = crate::app::app_state(dir)?;
+            let level = match (req.level, &state) {
+                (Some(level), _) => level,
+                (None, Some(state)) => state.level,
+                (None, None) => bail!(
+                    "{} has no {} to say its level: pass --level N",
+                    dir.display(),
+                    crate::app::STATE_FILE
+                ),
+            };
+            Ok(Plan {
+                level,
+                out: req.out.clone().unwrap_or_else(|| dir.clone()),
+                backend: state.map(|s| s.backend),
+            })
+        }
+    }
+}
+
+/// Makes sure the app answers; with an app folder, resets its database and starts it.
+fn reach_app(
+    req: &Request,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(String, Option<crate::app::PreparedApp>)> {
+    match &req.target {
+        Target::Url(url) => {
+            if let Err(why) = bench_proc::http_ready(url) {
+                bail!("the app does not answer at {url} ({why}): start it first");
+            }
+            Ok((url.clone(), None))
+        }
+        Target::App(dir) => {
+            let options = req
+                .app_options
+                .clone()
+                .unwrap_or_else(|| bench_app::AppOptions::new(&req.root));
+            let prepared = crate::app::prepare(dir, &options, progress)?;
+            if let Err(why) = bench_proc::http_ready(&prepared.url) {
+                bail!(
+                    "the app was started but does not answer at {} ({why})",
+                    prepared.url
+                );
+            }
+            Ok((prepared.url.clone(), Some(prepared)))
+        }
     }
 }
 
@@ -94,25 +144,16 @@ fn resolve(req: &Request) -> Result<Resolved> {
 /// in the output folder then.
 pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
     let levels = Levels::load(&req.root)?;
-    let target = resolve(req)?;
-    let features = select_features(&levels, target.level, &req.features)?;
+    let plan = plan(req)?;
+    let features = select_features(&levels, plan.level, &req.features)?;
     let browser = browser::find_browser(req.browser.as_deref())?;
-    if let Err(why) = bench_proc::http_ready(&target.url) {
-        bail!(
-            "the app does not answer at {} ({why}): start it first{}",
-            target.url,
-            match &target.app_dir {
-                Some(dir) => format!(" (cargo xtask bench-app start {})", dir.display()),
-                None => String::new(),
-            }
-        );
-    }
     let main = driver::install(&req.root, &req.driver_dir)?;
+    let (url, _running) = reach_app(req, progress)?;
     let started = chrono::Utc::now();
     let stamp = started.format("%Y%m%d-%H%M%S").to_string();
-    let run_dir = output::run_dir(&target.out, &stamp, target.level);
+    let run_dir = output::run_dir(&plan.out, &stamp, plan.level);
     let settings = ProgramSettings {
-        url: target.url.clone(),
+        url: url.clone(),
         browser: browser.clone(),
         artifacts_dir: run_dir.join("artifacts"),
         trace: req.trace,
@@ -129,10 +170,13 @@ pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
         generator: format!("bench-grade {}", env!("CARGO_PKG_VERSION")),
         graded_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         duration_ms: clock.elapsed().as_millis() as u64,
-        url: target.url.clone(),
-        app_dir: target.app_dir.as_ref().map(|d| d.display().to_string()),
-        backend: target.backend.clone(),
-        level: target.level,
+        url,
+        app_dir: match &req.target {
+            Target::App(dir) => Some(dir.display().to_string()),
+            Target::Url(_) => None,
+        },
+        backend: plan.backend.clone(),
+        level: plan.level,
         selection: req.features.clone(),
         browser: BrowserInfo {
             path: browser.display().to_string(),
@@ -143,7 +187,7 @@ pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
         features: graded,
         not_checked: not_checked(&features),
     };
-    let written = output::write_outputs(&target.out, &run_dir, &stamp, &file)?;
+    let written = output::write_outputs(&plan.out, &run_dir, &stamp, &file)?;
     Ok(Graded {
         file,
         written,

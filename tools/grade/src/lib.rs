@@ -6,6 +6,7 @@
 //! and reports what it saw, one JSON event per line (`driver/PROTOCOL.md`).
 
 pub mod app;
+pub mod bench;
 pub mod browser;
 pub mod cli;
 pub mod driver;
@@ -14,5 +15,7 @@ pub mod grade;
 pub mod output;
 pub mod program;
 pub mod record;
+pub mod reference;
 pub mod render;
 pub mod score;
+pub mod selftest;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use bench_formats::grading::{CheckResult, FeatureGrade, GradingFile, StepResult};
+use bench_formats::grading::{CheckResult, FeatureGrade, GradingFile, StepOutcome, StepResult};
 
 use crate::score::{ceiling, seconds};
 
@@ -153,6 +153,10 @@ pub fn bugs(file: &GradingFile) -> Vec<BugEntry> {
             if let Some(bug) = action_bug(&file.features, f, s) {
                 out.push(bug);
             }
+            if s.outcome == StepOutcome::NotCarriedOut {
+                // Its checks were not reached: the step itself is the bug.
+                continue;
+            }
             for c in s.checks.iter().filter(|c| !c.passed) {
                 out.push(check_bug(&file.features, f, s, c));
             }
@@ -173,8 +177,12 @@ pub fn bugs(file: &GradingFile) -> Vec<BugEntry> {
     out
 }
 
+/// ` (postgres)` when the backend is known.
 fn backend_text(file: &GradingFile) -> String {
-    file.backend.clone().unwrap_or_else(|| "app".into())
+    file.backend
+        .as_ref()
+        .map(|b| format!(" ({b})"))
+        .unwrap_or_default()
 }
 
 /// `BUG_REPORT.md`; `None` when the grading found nothing to fix.
@@ -186,7 +194,7 @@ pub fn bug_report(file: &GradingFile) -> Option<String> {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Bug Report — Level {} ({})\n",
+        "# Bug Report — Level {}{}\n",
         file.level,
         backend_text(file)
     );
@@ -216,7 +224,7 @@ pub fn grading_results(file: &GradingFile) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Grading Results — Level {} ({})\n",
+        "# Grading Results — Level {}{}\n",
         file.level,
         backend_text(file)
     );
@@ -232,7 +240,7 @@ pub fn grading_results(file: &GradingFile) -> String {
         let ids: Vec<String> = file.selection.iter().map(u32::to_string).collect();
         let _ = writeln!(
             s,
-            "Only features {} were graded (`--features`).\n",
+            "Graded: features {} only (`--features`).\n",
             ids.join(", ")
         );
     }

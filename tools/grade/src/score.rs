@@ -37,10 +37,15 @@ pub fn ceiling(check: &CheckResult) -> (u32, String) {
     (1, format!("expectation failed — {what}"))
 }
 
-/// Failed, but the expected text did show up, before twice the time limit.
+/// Failed only because the expected change came after its limit, but before twice the
+/// limit. A change that came too early (`after_s`), or a text that should have stayed
+/// absent, is not late.
 pub fn late_by_less_than_double(check: &CheckResult) -> bool {
     match (check.latency_ms, check.within_s) {
-        (Some(ms), Some(limit)) => !check.passed && ms < 2.0 * limit * 1000.0,
+        (Some(ms), Some(limit)) => {
+            let limit_ms = limit * 1000.0;
+            !check.passed && check.expect != "absent" && ms > limit_ms && ms < 2.0 * limit_ms
+        }
         _ => false,
     }
 }
@@ -242,6 +247,18 @@ mod tests {
         assert_eq!(score(&feature(1, vec![check(true), late.clone()])), 2);
         late.latency_ms = Some(2_000.0);
         assert_eq!(score(&feature(1, vec![check(true), late])), 1);
+    }
+
+    #[test]
+    fn too_early_or_shown_when_it_should_stay_absent_is_not_late() {
+        let mut early = check(false);
+        early.latency_ms = Some(400.0);
+        assert!(!late_by_less_than_double(&early));
+        assert_eq!(score(&feature(1, vec![check(true), early])), 1);
+        let mut shown = check(false);
+        shown.expect = "absent".into();
+        shown.latency_ms = Some(1_500.0);
+        assert!(!late_by_less_than_double(&shown));
     }
 
     #[test]
