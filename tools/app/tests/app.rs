@@ -188,10 +188,10 @@ fn a_failing_schema_step_stops_the_start_and_shows_its_log() {
 }
 
 #[test]
-fn a_server_that_crashes_at_start_is_reported_with_its_log_and_nothing_is_left() {
+fn a_schema_that_does_not_compile_fails_the_schema_step() {
     let pg = PgCluster::start_temp().unwrap();
     let dir = common::reference_app().unwrap();
-    // drizzle-kit push exits 0 on a schema file that does not compile; the server does not.
+    // drizzle-kit push itself exits 0 here; the backend's step reads its output.
     let schema = dir.path().join("server/src/schema.ts");
     let mut text = fs::read_to_string(&schema).unwrap();
     text.push_str("\nexport const broken = ;\n");
@@ -199,12 +199,33 @@ fn a_server_that_crashes_at_start_is_reported_with_its_log_and_nothing_is_left()
     let app = App::open(dir.path(), &common::options(&pg)).unwrap();
     let err = format!("{:#}", app.start().unwrap_err());
     assert!(
-        err.contains("step \"server\" exited with exit status: 1 before it was ready"),
+        err.contains("step \"apply schema\" exited with exit status: 1"),
         "{err}"
     );
     assert!(
         err.contains("schema.ts"),
         "the log tail names the broken file: {err}"
+    );
+    assert!(!dir.path().join(APP_RUN_FILE).exists());
+}
+
+#[test]
+fn a_server_that_crashes_at_start_is_reported_with_its_log_and_nothing_is_left() {
+    let pg = PgCluster::start_temp().unwrap();
+    let dir = common::reference_app().unwrap();
+    let index = dir.path().join("server/src/index.ts");
+    let mut text = fs::read_to_string(&index).unwrap();
+    text.push_str("\nthrow new Error('crashed on purpose at start');\n");
+    fs::write(&index, text).unwrap();
+    let app = App::open(dir.path(), &common::options(&pg)).unwrap();
+    let err = format!("{:#}", app.start().unwrap_err());
+    assert!(
+        err.contains("step \"server\" exited with exit status: 1 before it was ready"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crashed on purpose at start"),
+        "the log tail: {err}"
     );
     assert!(!dir.path().join(APP_RUN_FILE).exists());
     assert!(bench_proc::port_free(app.ports()["express"]));
