@@ -293,7 +293,7 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
             .join(kind.as_str())
             .join("stress"),
     };
-    let mut info = RunInfo {
+    let info = RunInfo {
         backend: kind.as_str().to_string(),
         client: String::new(),
         label: args.label.clone(),
@@ -305,108 +305,19 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
         probe_notes: Vec::new(),
         started_at,
     };
-    let args2 = args.clone();
+    let run = Run {
+        args: args.clone(),
+        plan,
+        marker,
+        cpu,
+        info,
+    };
     let result = rt.block_on(async move {
         tokio::spawn(async move {
             match kind {
-                BackendKind::Ceiling => {
-                    let db_url = args2.db_url.as_deref().context("the ceiling needs --db-url postgres://...")?;
-                    let room_id = i32::from_str_radix(&marker.run()[..7], 16).unwrap_or(1);
-                    let backend = CeilingBackend::prepare(db_url, room_id).await?;
-                    info.target = Target {
-                        url: redact(db_url),
-                        db_url: Some(redact(db_url)),
-                        database: None,
-                        room: format!("room_id {room_id}"),
-                        room_id: Some(room_id.into()),
-                    };
-                    let mut plan = plan;
-                    plan.listeners = 0;
-                    info.config.listeners = 0;
-                    let result = execute(backend, &plan, marker, cpu, info).await?;
-                    if !args2.keep_rows {
-                        crate::ceiling::delete_rows(db_url, room_id).await?;
-                    }
-                    Ok(result)
-                }
-                BackendKind::Spacetimedb => {
-                    let url = args2.url.as_deref().context("give the SpacetimeDB server's --url http://127.0.0.1:PORT")?;
-                    let adapter = match &args2.adapter {
-                        Some(path) => crate::stdb::load_adapter(path)?,
-                        None => crate::stdb_shape::ChatHints::default(),
-                    };
-                    let (backend, notes) = crate::stdb::prepare(crate::stdb::StdbSetup {
-                        url,
-                        database: &args2.database,
-                        adapter,
-                        marker: &marker,
-                    })
-                    .await?;
-                    for note in &notes {
-                        eprintln!("{note}");
-                    }
-                    let (room, room_id) = backend.room();
-                    info.target = Target {
-                        url: url.to_string(),
-                        db_url: None,
-                        database: Some(args2.database.clone()),
-                        room: room.to_string(),
-                        room_id: Some(room_id.clone()),
-                    };
-                    info.adapter = Some(serde_json::to_value(backend.shape())?);
-                    info.probe_notes = notes;
-                    execute(backend, &plan, marker, cpu, info).await
-                }
-                BackendKind::Postgres | BackendKind::Mongodb => {
-                    let url = args2.url.as_deref().context("give the app's --url http://127.0.0.1:PORT")?;
-                    let base = BaseUrl::parse(url)?;
-                    let adapter = match &args2.adapter {
-                        Some(path) => Some(Adapter::load(path)?),
-                        None => args2.reference_adapter.then(Adapter::reference),
-                    };
-                    let db_url = match kind {
-                        BackendKind::Postgres => args2.db_url.as_deref(),
-                        _ => None,
-                    };
-                    if kind == BackendKind::Mongodb && args2.db_url.is_some() {
-                        eprintln!("note: MongoDB apps are not verified yet (no MongoDB client); --db-url is ignored");
-                    }
-                    let (candidates, source_notes) = candidates_for(args2.source.as_deref())?;
-                    for note in &source_notes {
-                        eprintln!("{note}");
-                    }
-                    let prepared = socketio::prepare(socketio::Setup {
-                        base,
-                        adapter,
-                        candidates,
-                        writers: plan.writers,
-                        listeners: plan.listeners,
-                        marker: marker.clone(),
-                        message_bytes: plan.message_bytes,
-                        db_url,
-                    })
-                    .await?;
-                    for note in &prepared.notes {
-                        eprintln!("{note}");
-                    }
-                    let backend = prepared.backend;
-                    if let Some(path) = &args2.save_adapter {
-                        bench_formats::io::write_atomic(path, backend.adapter().to_toml()?.as_bytes())?;
-                        eprintln!("adapter saved to {}", path.display());
-                    }
-                    let (room, room_id) = backend.room();
-                    info.target = Target {
-                        url: url.to_string(),
-                        db_url: db_url.map(redact),
-                        database: None,
-                        room: room.to_string(),
-                        room_id: Some(room_id.clone()),
-                    };
-                    info.adapter = Some(serde_json::to_value(backend.adapter())?);
-                    info.probe_notes = source_notes;
-                    info.probe_notes.extend(prepared.notes);
-                    execute(backend, &plan, marker, cpu, info).await
-                }
+                BackendKind::Ceiling => run.ceiling().await,
+                BackendKind::Spacetimedb => run.spacetimedb().await,
+                BackendKind::Postgres | BackendKind::Mongodb => run.socketio(kind).await,
             }
         })
         .await
@@ -415,6 +326,130 @@ pub fn run_once(args: &Args) -> Result<(StressResult, PathBuf)> {
     drop(rt);
     let path = report::save(&out_dir, &result)?;
     Ok((result, path))
+}
+
+/// One run being set up: what it needs on the client's runtime.
+struct Run {
+    args: Args,
+    plan: Plan,
+    marker: Arc<Marker>,
+    cpu: CpuMeter,
+    info: RunInfo,
+}
+
+impl Run {
+    async fn ceiling(mut self) -> Result<StressResult> {
+        let db_url = self
+            .args
+            .db_url
+            .clone()
+            .context("the ceiling needs --db-url postgres://...")?;
+        let room_id = i32::from_str_radix(&self.marker.run()[..7], 16).unwrap_or(1);
+        let backend = CeilingBackend::prepare(&db_url, room_id).await?;
+        self.info.target = Target {
+            url: redact(&db_url),
+            db_url: Some(redact(&db_url)),
+            database: None,
+            room: format!("room_id {room_id}"),
+            room_id: Some(room_id.into()),
+        };
+        self.plan.listeners = 0;
+        self.info.config.listeners = 0;
+        let result = execute(backend, &self.plan, self.marker, self.cpu, self.info).await?;
+        if !self.args.keep_rows {
+            crate::ceiling::delete_rows(&db_url, room_id).await?;
+        }
+        Ok(result)
+    }
+
+    async fn spacetimedb(mut self) -> Result<StressResult> {
+        let args = &self.args;
+        let url = args
+            .url
+            .as_deref()
+            .context("give the SpacetimeDB server's --url http://127.0.0.1:PORT")?;
+        let adapter = match &args.adapter {
+            Some(path) => crate::stdb::load_adapter(path)?,
+            None => crate::stdb_shape::ChatHints::default(),
+        };
+        let (backend, notes) = crate::stdb::prepare(crate::stdb::StdbSetup {
+            url,
+            database: &args.database,
+            adapter,
+            marker: &self.marker,
+        })
+        .await?;
+        for note in &notes {
+            eprintln!("{note}");
+        }
+        let (room, room_id) = backend.room();
+        self.info.target = Target {
+            url: url.to_string(),
+            db_url: None,
+            database: Some(args.database.clone()),
+            room: room.to_string(),
+            room_id: Some(room_id.clone()),
+        };
+        self.info.adapter = Some(serde_json::to_value(backend.shape())?);
+        self.info.probe_notes = notes;
+        execute(backend, &self.plan, self.marker, self.cpu, self.info).await
+    }
+
+    async fn socketio(mut self, kind: BackendKind) -> Result<StressResult> {
+        let args = &self.args;
+        let url = args
+            .url
+            .as_deref()
+            .context("give the app's --url http://127.0.0.1:PORT")?;
+        let adapter = match &args.adapter {
+            Some(path) => Some(Adapter::load(path)?),
+            None => args.reference_adapter.then(Adapter::reference),
+        };
+        let db_url = match kind {
+            BackendKind::Postgres => args.db_url.as_deref(),
+            _ => None,
+        };
+        if kind == BackendKind::Mongodb && args.db_url.is_some() {
+            eprintln!(
+                "note: MongoDB apps are not verified yet (no MongoDB client); --db-url is ignored"
+            );
+        }
+        let (candidates, source_notes) = candidates_for(args.source.as_deref())?;
+        for note in &source_notes {
+            eprintln!("{note}");
+        }
+        let prepared = socketio::prepare(socketio::Setup {
+            base: BaseUrl::parse(url)?,
+            adapter,
+            candidates,
+            writers: self.plan.writers,
+            listeners: self.plan.listeners,
+            marker: self.marker.clone(),
+            message_bytes: self.plan.message_bytes,
+            db_url,
+        })
+        .await?;
+        for note in &prepared.notes {
+            eprintln!("{note}");
+        }
+        let backend = prepared.backend;
+        if let Some(path) = &args.save_adapter {
+            bench_formats::io::write_atomic(path, backend.adapter().to_toml()?.as_bytes())?;
+            eprintln!("adapter saved to {}", path.display());
+        }
+        let (room, room_id) = backend.room();
+        self.info.target = Target {
+            url: url.to_string(),
+            db_url: db_url.map(redact),
+            database: None,
+            room: room.to_string(),
+            room_id: Some(room_id.clone()),
+        };
+        self.info.adapter = Some(serde_json::to_value(backend.adapter())?);
+        self.info.probe_notes = source_notes;
+        self.info.probe_notes.extend(prepared.notes);
+        execute(backend, &self.plan, self.marker, self.cpu, self.info).await
+    }
 }
 
 /// The shapes to probe: the source's first when `--source` is given; and what the source

@@ -501,10 +501,18 @@ async fn watch_send(sender: &mut Conn, listener: &mut Conn, marker: &Marker, k: 
         broadcast: None,
         sender_saw: false,
     };
-    while Instant::now() < deadline
-        && !((seen.ack.is_some() || seen.sender_saw) && seen.broadcast.is_some())
+    // An echo may come before the ack callback's answer (apps often broadcast first): after
+    // the echo, the ack is still awaited a little while.
+    let mut echo_deadline = deadline;
+    while Instant::now() < deadline.min(echo_deadline)
+        && !(seen.ack.is_some() && seen.broadcast.is_some())
     {
-        let left = deadline - Instant::now();
+        if seen.sender_saw && seen.broadcast.is_some() && echo_deadline == deadline {
+            echo_deadline = Instant::now() + Duration::from_millis(300);
+        }
+        let left = deadline
+            .min(echo_deadline)
+            .saturating_duration_since(Instant::now());
         tokio::select! {
             Ok(Ok(text)) = tokio::time::timeout(left, sender.next_raw()) => {
                 if let Ok(Packet::Ack { id, data }) = engineio::parse(&text)

@@ -153,6 +153,35 @@ impl Rng {
     }
 }
 
+impl Plan {
+    /// Time between one writer's sends (zero in the stress scenario).
+    fn interval(&self, rng: &mut Rng) -> Duration {
+        match self.scenario {
+            Scenario::Stress => Duration::ZERO,
+            Scenario::Rate => Duration::from_secs_f64(self.writers as f64 / self.rate),
+            Scenario::Realistic => {
+                Duration::from_secs_f64(rng.uniform(self.cadence.0, self.cadence.1))
+            }
+        }
+    }
+
+    /// When writer `index` sends first: open-loop writers are spread over one interval.
+    fn first_send(&self, timeline: &Timeline, index: usize, rng: &mut Rng) -> Instant {
+        match self.scenario {
+            Scenario::Stress => timeline.start,
+            Scenario::Rate => {
+                timeline.start
+                    + self
+                        .interval(rng)
+                        .mul_f64(index as f64 / self.writers as f64)
+            }
+            Scenario::Realistic => {
+                timeline.start + Duration::from_secs_f64(rng.uniform(0.0, self.cadence.1))
+            }
+        }
+    }
+}
+
 /// Runs the plan against a backend and verifies the result.
 pub async fn run<B: Backend>(
     backend: Arc<B>,
@@ -164,25 +193,7 @@ pub async fn run<B: Backend>(
     let plan = Arc::new(plan.clone());
 
     // Connect everything before the clock starts.
-    let mut writer_conns = Vec::with_capacity(plan.writers);
-    for i in 0..plan.writers {
-        writer_conns.push(
-            backend
-                .writer(i)
-                .await
-                .with_context(|| format!("cannot open writer connection {i}"))?,
-        );
-    }
-    let mut listener_conns = Vec::new();
-    for i in 0..plan.listeners {
-        if let Some(l) = backend
-            .listener(i)
-            .await
-            .with_context(|| format!("cannot open listener connection {i}"))?
-        {
-            listener_conns.push(l);
-        }
-    }
+    let (writer_conns, listener_conns) = connect_all(&*backend, &plan).await?;
     let had_listener = !listener_conns.is_empty();
 
     let start = Instant::now() + Duration::from_millis(50);
@@ -239,13 +250,8 @@ pub async fn run<B: Backend>(
     }
     // Give the listener time to see the last broadcasts, then stop it.
     if had_listener {
-        let grace =
-            Instant::now() + Duration::from_secs(3).min(plan.drain.max(Duration::from_millis(500)));
-        while listener_seen.load(Ordering::Relaxed) < stats.totals.acknowledged
-            && Instant::now() < grace
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let grace = plan.drain.max(Duration::from_millis(500));
+        wait_for_listeners(&listener_seen, stats.totals.acknowledged, grace).await;
     }
     let _ = stop_tx.send(true);
     for handle in listeners {
@@ -276,6 +282,38 @@ pub async fn run<B: Backend>(
         had_listener,
         listener_missed,
     })
+}
+
+/// Opens every writer and listener connection.
+async fn connect_all<B: Backend>(backend: &B, plan: &Plan) -> Result<(Vec<B::W>, Vec<B::L>)> {
+    let mut writers = Vec::with_capacity(plan.writers);
+    for i in 0..plan.writers {
+        writers.push(
+            backend
+                .writer(i)
+                .await
+                .with_context(|| format!("cannot open writer connection {i}"))?,
+        );
+    }
+    let mut listeners = Vec::new();
+    for i in 0..plan.listeners {
+        if let Some(l) = backend
+            .listener(i)
+            .await
+            .with_context(|| format!("cannot open listener connection {i}"))?
+        {
+            listeners.push(l);
+        }
+    }
+    Ok((writers, listeners))
+}
+
+/// Waits (at most 3 s, or `drain` if shorter) until the listeners saw `acknowledged` messages.
+async fn wait_for_listeners(seen: &AtomicU64, acknowledged: u64, drain: Duration) {
+    let grace = Instant::now() + Duration::from_secs(3).min(drain);
+    while seen.load(Ordering::Relaxed) < acknowledged && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn progress_bar(show: bool, timeline: &Timeline, series: &Arc<Series>) -> Option<ProgressBar> {
@@ -392,24 +430,8 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
     };
     let mut seq = 0u64;
     let mut content = String::with_capacity(plan.message_bytes + 32);
-    let interval = |rng: &mut Rng| -> Duration {
-        match plan.scenario {
-            Scenario::Stress => Duration::ZERO,
-            Scenario::Rate => Duration::from_secs_f64(plan.writers as f64 / plan.rate),
-            Scenario::Realistic => {
-                Duration::from_secs_f64(rng.uniform(plan.cadence.0, plan.cadence.1))
-            }
-        }
-    };
-    let mut next_send = match plan.scenario {
-        Scenario::Stress => timeline.start,
-        Scenario::Rate => {
-            timeline.start + interval(&mut rng).mul_f64(index as f64 / plan.writers as f64)
-        }
-        Scenario::Realistic => {
-            timeline.start + Duration::from_secs_f64(rng.uniform(0.0, plan.cadence.1))
-        }
-    };
+    let interval = |rng: &mut Rng| plan.interval(rng);
+    let mut next_send = plan.first_send(&timeline, index, &mut rng);
     tokio::time::sleep_until(timeline.start.into()).await;
     let sleep = tokio::time::sleep_until(drain_deadline.into());
     tokio::pin!(sleep);
@@ -473,28 +495,8 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         tokio::select! {
             biased;
             outcome = w.next_outcome() => {
-                let now = Instant::now();
-                match outcome {
-                    Ok(Outcome::Acked(tag)) => match inflight.take(tag) {
-                        Some(origin) => {
-                            stats.acked(&series, &timeline, origin, now);
-                            stats.acked_ids.push((index, tag));
-                        }
-                        None => stats.error(&series, "late_or_unknown_ack", now),
-                    },
-                    Ok(Outcome::Failed(tag, kind)) => {
-                        if inflight.take(tag).is_some() {
-                            stats.failed(&series, &timeline, &kind, now);
-                        } else {
-                            stats.error(&series, "late_or_unknown_ack", now);
-                        }
-                    }
-                    Ok(Outcome::Error(kind)) => stats.error(&series, &kind, now),
-                    Err(_) => {
-                        stats.error(&series, "disconnected", now);
-                        broken = true;
-                    }
-                }
+                let at = (index, &*series, &timeline);
+                broken |= !record(&mut stats, outcome, &mut inflight, at);
             }
             _ = &mut sleep => {}
         }
@@ -517,6 +519,38 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         stats.failed(&series, &timeline, kind, now);
     }
     stats
+}
+
+/// Counts one answer; false when the connection is gone.
+fn record(
+    stats: &mut TaskStats,
+    outcome: Result<Outcome>,
+    inflight: &mut InFlight,
+    (index, series, timeline): (usize, &Series, &Timeline),
+) -> bool {
+    let now = Instant::now();
+    match outcome {
+        Ok(Outcome::Acked(tag)) => match inflight.take(tag) {
+            Some(origin) => {
+                stats.acked(series, timeline, origin, now);
+                stats.acked_ids.push((index, tag));
+            }
+            None => stats.error(series, "late_or_unknown_ack", now),
+        },
+        Ok(Outcome::Failed(tag, kind)) => {
+            if inflight.take(tag).is_some() {
+                stats.failed(series, timeline, &kind, now);
+            } else {
+                stats.error(series, "late_or_unknown_ack", now);
+            }
+        }
+        Ok(Outcome::Error(kind)) => stats.error(series, &kind, now),
+        Err(_) => {
+            stats.error(series, "disconnected", now);
+            return false;
+        }
+    }
+    true
 }
 
 fn classify_send_error(err: &anyhow::Error) -> String {

@@ -439,7 +439,7 @@ fn split_template(text: &str) -> Result<(String, String)> {
     let sentinel = &sentinel[1..sentinel.len() - 1];
     let at = text
         .find(sentinel)
-        .context("the send payload has no {content}")?;
+        .context("the send payload has no {{content}}")?;
     Ok((
         text[..at].to_string(),
         text[at + sentinel.len()..].to_string(),
@@ -595,8 +595,13 @@ impl Backend for SocketIoBackend {
             }
             None => None,
         };
-        let frame = engineio::event(None, &spec.send_event, &render(&spec.send_payload, &vars_c));
-        let (before, after) = split_template(&frame[2..])?;
+        let (before, after) = match rest {
+            Some(_) => (String::new(), String::new()),
+            None => {
+                let payload = render(&spec.send_payload, &vars_c);
+                split_template(&engineio::event(None, &spec.send_event, &payload)[2..])?
+            }
+        };
         Ok(SioWriter {
             conn,
             mode: spec.ack,

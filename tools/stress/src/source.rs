@@ -95,7 +95,9 @@ pub struct SourceFacts {
     pub rate_limits: Vec<RateLimit>,
 }
 
-/// Folders never read: dependencies, builds, the client, snapshots of earlier levels.
+/// Folders never read: dependencies, builds, the client, snapshots of earlier levels. (Files
+/// named `stress-shapes.js` are skipped too: they are bench-stress's own test shapes,
+/// installed into the reference app only when its tests ask for them.)
 const SKIP_DIRS: [&str; 9] = [
     "node_modules",
     "dist",
@@ -198,7 +200,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             if !SKIP_DIRS.contains(&name.as_str()) && !name.starts_with("level-") {
                 collect(&path, out)?;
             }
-        } else if is_code(&name) {
+        } else if is_code(&name) && name != "stress-shapes.js" {
             out.push(path);
         }
     }

@@ -97,16 +97,20 @@ pub(super) fn mint_identity(state: &ServerState) -> (Identity, String) {
     (identity, token)
 }
 
-pub(super) async fn connection(
+/// One client connection's side of the server: who it is and where its frames go.
+struct Session {
     state: Arc<ServerState>,
-    socket: WebSocket,
-    (identity, token): (Identity, String),
-) {
-    let n = state.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let connection_id = ConnectionId::from_u128(u128::from(state.seed) << 64 | u128::from(n));
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
+    conn_key: u64,
+    identity: Identity,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+/// A task that writes what the channel receives, flushing once the queue is empty.
+fn spawn_writer(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             if sink.feed(first).await.is_err() {
                 return;
@@ -121,38 +125,75 @@ pub(super) async fn connection(
             }
         }
         let _ = sink.close().await;
-    });
-    let send = |tx: &mpsc::UnboundedSender<Message>, msg: &ServerMessage| {
-        if let Ok(frame) = encode_server_message(msg) {
-            let _ = tx.send(Message::Binary(frame.into()));
-        }
-    };
-    send(
-        &tx,
-        &ServerMessage::InitialConnection(v2::InitialConnection {
-            identity,
-            connection_id,
-            token: token.into(),
-        }),
-    );
+    })
+}
+
+pub(super) async fn connection(
+    state: Arc<ServerState>,
+    socket: WebSocket,
+    (identity, token): (Identity, String),
+) {
+    let n = state.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let connection_id = ConnectionId::from_u128(u128::from(state.seed) << 64 | u128::from(n));
+    let (sink, stream) = socket.split();
+    let (tx, rx) = mpsc::unbounded_channel::<Message>();
+    let writer = spawn_writer(sink, rx);
     let conn_key = {
         let mut inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.next_conn += 1;
         let key = inner.next_conn;
-        inner.conns.insert(
-            key,
-            Conn {
-                tx: tx.clone(),
-                query_sets: Vec::new(),
-            },
-        );
+        let conn = Conn {
+            tx: tx.clone(),
+            query_sets: Vec::new(),
+        };
+        inner.conns.insert(key, conn);
         key
     };
+    let session = Session {
+        state: state.clone(),
+        conn_key,
+        identity,
+        tx,
+    };
+    session.send(&ServerMessage::InitialConnection(v2::InitialConnection {
+        identity,
+        connection_id,
+        token: token.into(),
+    }));
     let mut shutdown = state.shutdown.subscribe();
-    let serve = async {
+    let stopped = tokio::select! {
+        _ = session.serve(stream) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    };
+    state
+        .inner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .conns
+        .remove(&conn_key);
+    drop(session);
+    if stopped {
+        // Server shutdown: drop the socket without a goodbye, like a crashed server.
+        writer.abort();
+    } else {
+        let _ = writer.await;
+    }
+}
+
+impl Session {
+    fn send(&self, msg: &ServerMessage) {
+        if let Ok(frame) = encode_server_message(msg) {
+            let _ = self.tx.send(Message::Binary(frame.into()));
+        }
+    }
+
+    /// Reads client messages until the socket closes, a bad frame arrives or the client
+    /// stays silent too long.
+    async fn serve(&self, mut stream: futures_util::stream::SplitStream<WebSocket>) {
         // Keep-alive as in SpacetimeDB: ping every `ping_interval`; drop a connection from which
         // nothing (not even a pong) arrived for `idle_timeout`.
-        let mut pings = tokio::time::interval(state.config.ping_interval);
+        let config = &self.state.config;
+        let mut pings = tokio::time::interval(config.ping_interval);
         pings.tick().await;
         let mut last_heard = Instant::now();
         loop {
@@ -162,11 +203,11 @@ pub(super) async fn connection(
                     _ => break,
                 },
                 _ = pings.tick() => {
-                    if last_heard.elapsed() > state.config.idle_timeout {
-                        state.counters.idle_disconnects.fetch_add(1, Ordering::Relaxed);
+                    if last_heard.elapsed() > config.idle_timeout {
+                        self.state.counters.idle_disconnects.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
-                    let _ = tx.send(Message::Ping(Bytes::new()));
+                    let _ = self.tx.send(Message::Ping(Bytes::new()));
                     continue;
                 }
             };
@@ -180,129 +221,108 @@ pub(super) async fn connection(
             let Ok(msg) = decode_client_message(&bytes) else {
                 break; // SpacetimeDB drops clients that send undecodable messages
             };
-            match msg {
-                ClientMessage::CallReducer(call) => {
-                    let fault = state
-                        .faults
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_mut(&*call.reducer)
-                        .and_then(|(fault, calls)| {
-                            *calls += 1;
-                            match fault {
-                                Fault::FailEvery { every, message } => (*calls)
-                                    .is_multiple_of((*every).max(1))
-                                    .then(|| Fault::Fail(message.clone())),
-                                other => Some(other.clone()),
-                            }
-                        });
-                    if let Some(Fault::Delay(d)) = &fault {
-                        tokio::time::sleep(*d).await;
-                    }
-                    handle_call(&state, conn_key, identity, call, fault);
+            self.dispatch(msg).await;
+        }
+    }
+
+    async fn dispatch(&self, msg: ClientMessage) {
+        match msg {
+            ClientMessage::CallReducer(call) => self.call_reducer(call).await,
+            ClientMessage::Subscribe(sub) => self.subscribe(sub),
+            ClientMessage::Unsubscribe(unsub) => {
+                let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(conn) = inner.conns.get_mut(&self.conn_key) {
+                    conn.query_sets.retain(|(id, _)| *id != unsub.query_set_id);
                 }
-                ClientMessage::Subscribe(sub) => {
-                    let parsed: Result<Vec<Select>> = sub
-                        .query_strings
-                        .iter()
-                        .map(|q| parse_select(&state.schema, q))
-                        .collect();
-                    let mut inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
-                    match parsed {
-                        Ok(selects) if selects.iter().all(Select::whole_rows) => {
-                            let rows = query_rows(&inner, &selects);
-                            if let Some(conn) = inner.conns.get_mut(&conn_key) {
-                                conn.query_sets.push((sub.query_set_id, selects));
-                            }
-                            send(
-                                &tx,
-                                &ServerMessage::SubscribeApplied(v2::SubscribeApplied {
-                                    request_id: sub.request_id,
-                                    query_set_id: sub.query_set_id,
-                                    rows,
-                                }),
-                            );
-                        }
-                        Ok(_) => send(
-                            &tx,
-                            &ServerMessage::SubscriptionError(v2::SubscriptionError {
-                                request_id: Some(sub.request_id),
-                                query_set_id: sub.query_set_id,
-                                error: "subscriptions must select whole rows (`SELECT * FROM …`)"
-                                    .into(),
-                            }),
-                        ),
-                        Err(e) => send(
-                            &tx,
-                            &ServerMessage::SubscriptionError(v2::SubscriptionError {
-                                request_id: Some(sub.request_id),
-                                query_set_id: sub.query_set_id,
-                                error: format!("{e:#}").into(),
-                            }),
-                        ),
-                    }
-                }
-                ClientMessage::Unsubscribe(unsub) => {
-                    let mut inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(conn) = inner.conns.get_mut(&conn_key) {
-                        conn.query_sets.retain(|(id, _)| *id != unsub.query_set_id);
-                    }
-                    send(
-                        &tx,
-                        &ServerMessage::UnsubscribeApplied(v2::UnsubscribeApplied {
-                            request_id: unsub.request_id,
-                            query_set_id: unsub.query_set_id,
-                            rows: None,
-                        }),
-                    );
-                }
-                ClientMessage::OneOffQuery(q) => {
-                    let result = match parse_select(&state.schema, &q.query_string) {
-                        Ok(s) if s.whole_rows() => {
-                            let inner = state.inner.lock().unwrap_or_else(|e| e.into_inner());
-                            Ok(query_rows(&inner, &[s]))
-                        }
-                        Ok(_) => Err("one-off queries must select whole rows".into()),
-                        Err(e) => Err(format!("{e:#}").into()),
-                    };
-                    send(
-                        &tx,
-                        &ServerMessage::OneOffQueryResult(v2::OneOffQueryResult {
-                            request_id: q.request_id,
-                            result,
-                        }),
-                    );
-                }
-                ClientMessage::CallProcedure(p) => send(
-                    &tx,
-                    &ServerMessage::ProcedureResult(v2::ProcedureResult {
-                        status: v2::ProcedureStatus::InternalError(
-                            format!("no procedure `{}` in the chat module", p.procedure).into(),
-                        ),
-                        timestamp: Timestamp::now(),
-                        total_host_execution_duration: Duration::ZERO.into(),
-                        request_id: p.request_id,
-                    }),
-                ),
+                drop(inner);
+                self.send(&ServerMessage::UnsubscribeApplied(v2::UnsubscribeApplied {
+                    request_id: unsub.request_id,
+                    query_set_id: unsub.query_set_id,
+                    rows: None,
+                }));
+            }
+            ClientMessage::OneOffQuery(q) => self.one_off_query(q),
+            ClientMessage::CallProcedure(p) => {
+                self.send(&ServerMessage::ProcedureResult(v2::ProcedureResult {
+                    status: v2::ProcedureStatus::InternalError(
+                        format!("no procedure `{}` in the chat module", p.procedure).into(),
+                    ),
+                    timestamp: Timestamp::now(),
+                    total_host_execution_duration: Duration::ZERO.into(),
+                    request_id: p.request_id,
+                }))
             }
         }
-    };
-    let stopped = tokio::select! {
-        _ = serve => false,
-        _ = shutdown.wait_for(|stop| *stop) => true,
-    };
-    state
-        .inner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .conns
-        .remove(&conn_key);
-    drop(tx);
-    if stopped {
-        // Server shutdown: drop the socket without a goodbye, like a crashed server.
-        writer.abort();
-    } else {
-        let _ = writer.await;
+    }
+
+    async fn call_reducer(&self, call: v2::CallReducer) {
+        let fault = self
+            .state
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&*call.reducer)
+            .and_then(|(fault, calls)| {
+                *calls += 1;
+                match fault {
+                    Fault::FailEvery { every, message } => (*calls)
+                        .is_multiple_of((*every).max(1))
+                        .then(|| Fault::Fail(message.clone())),
+                    other => Some(other.clone()),
+                }
+            });
+        if let Some(Fault::Delay(d)) = &fault {
+            tokio::time::sleep(*d).await;
+        }
+        handle_call(&self.state, self.conn_key, self.identity, call, fault);
+    }
+
+    fn subscribe(&self, sub: v2::Subscribe) {
+        let parsed: Result<Vec<Select>> = sub
+            .query_strings
+            .iter()
+            .map(|q| parse_select(&self.state.schema, q))
+            .collect();
+        let error = |error: String| {
+            ServerMessage::SubscriptionError(v2::SubscriptionError {
+                request_id: Some(sub.request_id),
+                query_set_id: sub.query_set_id,
+                error: error.into(),
+            })
+        };
+        let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let answer = match parsed {
+            Ok(selects) if selects.iter().all(Select::whole_rows) => {
+                let rows = query_rows(&inner, &selects);
+                if let Some(conn) = inner.conns.get_mut(&self.conn_key) {
+                    conn.query_sets.push((sub.query_set_id, selects));
+                }
+                ServerMessage::SubscribeApplied(v2::SubscribeApplied {
+                    request_id: sub.request_id,
+                    query_set_id: sub.query_set_id,
+                    rows,
+                })
+            }
+            Ok(_) => error("subscriptions must select whole rows (`SELECT * FROM …`)".into()),
+            Err(e) => error(format!("{e:#}")),
+        };
+        // Sent under the lock, so that no transaction update overtakes the initial rows.
+        self.send(&answer);
+    }
+
+    fn one_off_query(&self, q: v2::OneOffQuery) {
+        let result = match parse_select(&self.state.schema, &q.query_string) {
+            Ok(s) if s.whole_rows() => {
+                let inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(query_rows(&inner, &[s]))
+            }
+            Ok(_) => Err("one-off queries must select whole rows".into()),
+            Err(e) => Err(format!("{e:#}").into()),
+        };
+        self.send(&ServerMessage::OneOffQueryResult(v2::OneOffQueryResult {
+            request_id: q.request_id,
+            result,
+        }));
     }
 }
 
