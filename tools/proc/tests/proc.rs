@@ -149,6 +149,16 @@ fn waiting_for_readiness_sees_a_real_http_server_and_times_out_on_a_silent_one()
     let health = Ready::Http(format!("http://127.0.0.1:{port}/health"));
     wait_ready("node", &mut child, &health, Duration::from_secs(30), &log).unwrap();
     assert!(health.probe().is_ok());
+    let addr = bench_proc::loopback(port);
+    assert!(bench_proc::wait_for_port(addr, Duration::from_secs(1)));
+    let holders = bench_proc::port_holders(port);
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    assert!(holders[0].cmdline.starts_with("node -e"), "{}", holders[0]);
+    assert_eq!(
+        stat(holders[0].pid).unwrap().pgid,
+        child.id(),
+        "in the child's group"
+    );
     let missing = Ready::Http(format!("http://127.0.0.1:{port}/nope"));
     let seen = missing.probe().unwrap_err();
     assert!(seen.contains("404"), "{seen}");
@@ -165,7 +175,8 @@ fn waiting_for_readiness_sees_a_real_http_server_and_times_out_on_a_silent_one()
     assert!(err.contains("404"), "{err}");
     stop_group(child.id(), Duration::from_secs(5)).unwrap();
     child.wait().unwrap();
-    assert!(Ready::Port(bench_proc::loopback(port)).probe().is_err());
+    assert!(Ready::Port(addr).probe().is_err());
+    assert!(!bench_proc::wait_for_port(addr, Duration::from_millis(200)));
 }
 
 #[test]
