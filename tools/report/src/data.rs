@@ -201,14 +201,6 @@ pub fn build(
 ) -> MetricsData {
     let backends = backend_names(&runs);
     let baseline = pick_baseline(&backends, baseline);
-    let mean_of = |b: &str, get: Getter| -> Value {
-        let v = values(&runs, b, get);
-        if v.is_empty() {
-            Value::Null
-        } else {
-            num(v.iter().sum::<f64>() / v.len() as f64)
-        }
-    };
     let mut cost = Map::new();
     let mut tokens = Map::new();
     let mut time_seconds = Map::new();
@@ -217,176 +209,24 @@ pub fn build(
     let mut statistics = BTreeMap::new();
     let mut level_statistics = BTreeMap::new();
     for b in &backends {
-        cost.insert(
-            b.clone(),
-            json!({
-                "upgrades": mean_of(b, |m| Some(m.cost.upgrades)),
-                "fixes": mean_of(b, |m| Some(m.cost.fixes)),
-                "total": mean_of(b, |m| Some(m.cost.total)),
-                "per_feature": mean_of(b, |m| Some(m.cost.per_feature)),
-            }),
-        );
-        tokens.insert(
-            b.clone(),
-            json!({
-                "fresh_input": mean_of(b, |m| Some(m.tokens.fresh_input as f64)),
-                "fresh_output": mean_of(b, |m| Some(m.tokens.fresh_output as f64)),
-                "cache_read": mean_of(b, |m| Some(m.tokens.cache_read as f64)),
-                "cache_creation": mean_of(b, |m| Some(m.tokens.cache_creation as f64)),
-                "api_calls": mean_of(b, |m| Some(m.tokens.api_calls as f64)),
-            }),
-        );
-        time_seconds.insert(
-            b.clone(),
-            json!({
-                "l1_generation": mean_of(b, |m| Some(m.time.generation)),
-                "avg_upgrade": mean_of(b, |m| Some(m.time.avg_upgrade)),
-                "avg_fix_session": mean_of(b, |m| Some(m.time.avg_fix_session)),
-                "total": mean_of(b, |m| Some(m.time.total)),
-                "wall_clock": mean_of(b, |m| m.time.wall_clock_total),
-            }),
-        );
-        let all_have = |get: Getter| {
-            runs.iter()
-                .filter_map(|r| r.backends.get(b))
-                .all(|m| get(m).is_some())
+        let of = Means {
+            runs: &runs,
+            backend: b,
         };
-        let bugs_getter: Getter = |m| m.quality.total_bugs.map(f64::from);
-        let zero_getter: Getter = |m| m.quality.zero_bug_levels.map(f64::from);
-        quality.insert(
-            b.clone(),
-            json!({
-                "total_bugs": if all_have(bugs_getter) { mean_of(b, bugs_getter) } else { Value::Null },
-                "fix_sessions": mean_of(b, |m| Some(m.quality.fix_sessions as f64)),
-                "zero_bug_levels": if all_have(zero_getter) { mean_of(b, zero_getter) } else { Value::Null },
-                "zero_fix_levels": mean_of(b, |m| Some(m.quality.zero_fix_levels as f64)),
-                "total_levels": mean_of(b, |m| Some(m.quality.total_levels as f64)),
-            }),
-        );
-        let loc_getter: Getter = |m| m.loc.as_ref().map(|l| l.total_handwritten as f64);
-        loc.insert(
-            b.clone(),
-            if all_have(loc_getter) {
-                json!({
-                    "backend_handwritten": mean_of(b, |m| m.loc.as_ref().map(|l| l.backend_handwritten as f64)),
-                    "frontend_handwritten": mean_of(b, |m| m.loc.as_ref().map(|l| l.frontend_handwritten as f64)),
-                    "generated_bindings": mean_of(b, |m| m.loc.as_ref().map(|l| l.generated_bindings as f64)),
-                    "total_handwritten": mean_of(b, loc_getter),
-                })
-            } else {
-                Value::Null
-            },
-        );
-        let mut figures = BTreeMap::new();
-        for (name, get) in FIGURES {
-            if let Some(s) = summarize(&values(&runs, b, *get)) {
-                figures.insert(name.to_string(), s);
-            }
-        }
-        statistics.insert(b.clone(), figures);
-        let metrics: Vec<&BackendMetrics> = runs.iter().filter_map(|r| r.backends.get(b)).collect();
-        let top = metrics.iter().map(|m| m.by_level.len()).max().unwrap_or(0) as u32;
-        let per_level = (1..=top)
-            .filter_map(|level| {
-                let rows: Vec<_> = metrics
-                    .iter()
-                    .filter_map(|m| m.by_level.iter().find(|l| l.level == level))
-                    .collect();
-                Some(LevelSummary {
-                    level,
-                    cost: summarize(&rows.iter().map(|l| l.cost).collect::<Vec<_>>())?,
-                    cumulative_cost: summarize(
-                        &rows.iter().map(|l| l.cumulative_cost).collect::<Vec<_>>(),
-                    )?,
-                    fix_sessions: summarize(
-                        &rows
-                            .iter()
-                            .map(|l| l.fix_sessions as f64)
-                            .collect::<Vec<_>>(),
-                    )?,
-                })
-            })
-            .collect();
-        level_statistics.insert(b.clone(), per_level);
+        cost.insert(b.clone(), of.cost());
+        tokens.insert(b.clone(), of.tokens());
+        time_seconds.insert(b.clone(), of.time());
+        quality.insert(b.clone(), of.quality());
+        loc.insert(b.clone(), of.loc());
+        statistics.insert(b.clone(), of.statistics());
+        level_statistics.insert(b.clone(), of.level_summaries());
     }
-
-    let max_level = runs
-        .iter()
-        .flat_map(|r| r.backends.values())
-        .map(|m| m.by_level.len() as u32)
-        .max()
-        .unwrap_or(0);
-    let bugs_by_level = (1..=max_level)
-        .map(|level| {
-            let mut row = Map::new();
-            row.insert("level".into(), json!(level));
-            row.insert(
-                "feature".into(),
-                level_names
-                    .get(&level)
-                    .map(|n| json!(n))
-                    .unwrap_or(Value::Null),
-            );
-            for b in &backends {
-                let per_run: Vec<Option<u32>> = runs
-                    .iter()
-                    .filter_map(|r| r.backends.get(b))
-                    .map(|m| {
-                        m.by_level
-                            .iter()
-                            .find(|l| l.level == level)
-                            .map_or(Some(0), |l| l.bugs)
-                    })
-                    .collect();
-                let value = if !per_run.is_empty() && per_run.iter().all(Option::is_some) {
-                    num(per_run.iter().flatten().sum::<u32>() as f64 / per_run.len() as f64)
-                } else {
-                    Value::Null
-                };
-                row.insert(b.clone(), value);
-            }
-            Value::Object(row)
-        })
-        .collect();
-
-    let mut ratios = Vec::new();
-    if let Some(base) = &baseline {
-        for other in backends.iter().filter(|b| *b != base) {
-            for (name, get) in FIGURES {
-                let num_values = values(&runs, other, *get);
-                let den_values = values(&runs, base, *get);
-                if let Some(ratio) = ratio_of_means(&num_values, &den_values, seed) {
-                    ratios.push(RatioRow {
-                        figure: name.to_string(),
-                        numerator: other.clone(),
-                        denominator: base.clone(),
-                        ratio,
-                    });
-                }
-            }
-        }
-    }
-
-    let mut warnings = Vec::new();
-    let mut variants: Vec<&String> = runs.iter().flat_map(|r| &r.variants).collect();
-    variants.sort();
-    variants.dedup();
-    if variants.len() > 1 {
-        warnings.push(format!(
-            "the runs mix variants ({}): their statistics pool different experiments",
-            variants
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    for r in &runs {
-        for w in &r.warnings {
-            warnings.push(format!("{}: {w}", r.name));
-        }
-    }
-
+    let bugs_by_level = bugs_by_level(&runs, &backends, level_names);
+    let ratios = match &baseline {
+        Some(base) => ratios(&runs, &backends, base, seed),
+        None => Vec::new(),
+    };
+    let warnings = run_warnings(&runs);
     let grades_by_level = crate::grades::rows(&runs, &backends);
     MetricsData {
         schema: SCHEMA.into(),
@@ -407,4 +247,224 @@ pub fn build(
         ratios,
         warnings,
     }
+}
+
+/// One backend's figures over the runs: the sections of the file that hold means.
+struct Means<'a> {
+    runs: &'a [RunMetrics],
+    backend: &'a str,
+}
+
+impl Means<'_> {
+    /// The mean over the runs that have the figure, `null` when none has it.
+    fn mean(&self, get: Getter) -> Value {
+        let v = values(self.runs, self.backend, get);
+        if v.is_empty() {
+            Value::Null
+        } else {
+            num(v.iter().sum::<f64>() / v.len() as f64)
+        }
+    }
+
+    /// Whether every run of the backend has the figure.
+    fn all_have(&self, get: Getter) -> bool {
+        self.runs
+            .iter()
+            .filter_map(|r| r.backends.get(self.backend))
+            .all(|m| get(m).is_some())
+    }
+
+    fn cost(&self) -> Value {
+        json!({
+            "upgrades": self.mean(|m| Some(m.cost.upgrades)),
+            "fixes": self.mean(|m| Some(m.cost.fixes)),
+            "total": self.mean(|m| Some(m.cost.total)),
+            "per_feature": self.mean(|m| Some(m.cost.per_feature)),
+        })
+    }
+
+    fn tokens(&self) -> Value {
+        json!({
+            "fresh_input": self.mean(|m| Some(m.tokens.fresh_input as f64)),
+            "fresh_output": self.mean(|m| Some(m.tokens.fresh_output as f64)),
+            "cache_read": self.mean(|m| Some(m.tokens.cache_read as f64)),
+            "cache_creation": self.mean(|m| Some(m.tokens.cache_creation as f64)),
+            "api_calls": self.mean(|m| Some(m.tokens.api_calls as f64)),
+        })
+    }
+
+    fn time(&self) -> Value {
+        json!({
+            "l1_generation": self.mean(|m| Some(m.time.generation)),
+            "avg_upgrade": self.mean(|m| Some(m.time.avg_upgrade)),
+            "avg_fix_session": self.mean(|m| Some(m.time.avg_fix_session)),
+            "total": self.mean(|m| Some(m.time.total)),
+            "wall_clock": self.mean(|m| m.time.wall_clock_total),
+        })
+    }
+
+    fn quality(&self) -> Value {
+        let bugs_getter: Getter = |m| m.quality.total_bugs.map(f64::from);
+        let zero_getter: Getter = |m| m.quality.zero_bug_levels.map(f64::from);
+        let known = |get: Getter| {
+            if self.all_have(get) {
+                self.mean(get)
+            } else {
+                Value::Null
+            }
+        };
+        json!({
+            "total_bugs": known(bugs_getter),
+            "fix_sessions": self.mean(|m| Some(m.quality.fix_sessions as f64)),
+            "zero_bug_levels": known(zero_getter),
+            "zero_fix_levels": self.mean(|m| Some(m.quality.zero_fix_levels as f64)),
+            "total_levels": self.mean(|m| Some(m.quality.total_levels as f64)),
+        })
+    }
+
+    fn loc(&self) -> Value {
+        let loc_getter: Getter = |m| m.loc.as_ref().map(|l| l.total_handwritten as f64);
+        if !self.all_have(loc_getter) {
+            return Value::Null;
+        }
+        json!({
+            "backend_handwritten": self.mean(|m| m.loc.as_ref().map(|l| l.backend_handwritten as f64)),
+            "frontend_handwritten": self.mean(|m| m.loc.as_ref().map(|l| l.frontend_handwritten as f64)),
+            "generated_bindings": self.mean(|m| m.loc.as_ref().map(|l| l.generated_bindings as f64)),
+            "total_handwritten": self.mean(loc_getter),
+        })
+    }
+
+    /// Every figure of [`FIGURES`] summarised across runs.
+    fn statistics(&self) -> BTreeMap<String, Summary> {
+        FIGURES
+            .iter()
+            .filter_map(|(name, get)| {
+                Some((
+                    name.to_string(),
+                    summarize(&values(self.runs, self.backend, *get))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Per level, over the runs that reached it.
+    fn level_summaries(&self) -> Vec<LevelSummary> {
+        let runs = self.runs;
+        let b = self.backend;
+        let metrics: Vec<&BackendMetrics> = runs.iter().filter_map(|r| r.backends.get(b)).collect();
+        let top = metrics.iter().map(|m| m.by_level.len()).max().unwrap_or(0) as u32;
+        (1..=top)
+            .filter_map(|level| {
+                let rows: Vec<_> = metrics
+                    .iter()
+                    .filter_map(|m| m.by_level.iter().find(|l| l.level == level))
+                    .collect();
+                Some(LevelSummary {
+                    level,
+                    cost: summarize(&rows.iter().map(|l| l.cost).collect::<Vec<_>>())?,
+                    cumulative_cost: summarize(
+                        &rows.iter().map(|l| l.cumulative_cost).collect::<Vec<_>>(),
+                    )?,
+                    fix_sessions: summarize(
+                        &rows
+                            .iter()
+                            .map(|l| l.fix_sessions as f64)
+                            .collect::<Vec<_>>(),
+                    )?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Bugs per level, one row per level with the feature's name and the mean per backend
+/// (`null` when a run's count for the level is unknown).
+fn bugs_by_level(
+    runs: &[RunMetrics],
+    backends: &[String],
+    level_names: &BTreeMap<u32, String>,
+) -> Vec<Value> {
+    let max_level = runs
+        .iter()
+        .flat_map(|r| r.backends.values())
+        .map(|m| m.by_level.len() as u32)
+        .max()
+        .unwrap_or(0);
+    (1..=max_level)
+        .map(|level| {
+            let mut row = Map::new();
+            row.insert("level".into(), json!(level));
+            row.insert(
+                "feature".into(),
+                level_names
+                    .get(&level)
+                    .map(|n| json!(n))
+                    .unwrap_or(Value::Null),
+            );
+            for b in backends {
+                let per_run: Vec<Option<u32>> = runs
+                    .iter()
+                    .filter_map(|r| r.backends.get(b))
+                    .map(|m| {
+                        m.by_level
+                            .iter()
+                            .find(|l| l.level == level)
+                            .map_or(Some(0), |l| l.bugs)
+                    })
+                    .collect();
+                let value = if !per_run.is_empty() && per_run.iter().all(Option::is_some) {
+                    num(per_run.iter().flatten().sum::<u32>() as f64 / per_run.len() as f64)
+                } else {
+                    Value::Null
+                };
+                row.insert(b.clone(), value);
+            }
+            Value::Object(row)
+        })
+        .collect()
+}
+
+/// Ratios of every other backend's means to the baseline's, with bootstrap intervals.
+fn ratios(runs: &[RunMetrics], backends: &[String], base: &String, seed: u64) -> Vec<RatioRow> {
+    let mut ratios = Vec::new();
+    for other in backends.iter().filter(|b| *b != base) {
+        for (name, get) in FIGURES {
+            let num_values = values(runs, other, *get);
+            let den_values = values(runs, base, *get);
+            if let Some(ratio) = ratio_of_means(&num_values, &den_values, seed) {
+                ratios.push(RatioRow {
+                    figure: name.to_string(),
+                    numerator: other.clone(),
+                    denominator: base.clone(),
+                    ratio,
+                });
+            }
+        }
+    }
+    ratios
+}
+
+/// Mixed variants, and each run's own warnings.
+fn run_warnings(runs: &[RunMetrics]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut variants: Vec<&String> = runs.iter().flat_map(|r| &r.variants).collect();
+    variants.sort();
+    variants.dedup();
+    if variants.len() > 1 {
+        warnings.push(format!(
+            "the runs mix variants ({}): their statistics pool different experiments",
+            variants
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for r in runs {
+        for w in &r.warnings {
+            warnings.push(format!("{}: {w}", r.name));
+        }
+    }
+    warnings
 }
