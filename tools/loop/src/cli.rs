@@ -75,6 +75,10 @@ pub struct Args {
     /// Continue the unfinished apps of these run folders (their own settings apply).
     #[arg(long, value_name = "RUN_DIR", num_args = 1.., conflicts_with = "backend")]
     pub resume: Vec<PathBuf>,
+    /// The run index of the first app (the others follow): another loop on this machine
+    /// can use other ports and databases.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub first_run_index: u32,
     /// Start a new loop even if one with the same options exists.
     #[arg(long)]
     pub fresh: bool,
@@ -237,7 +241,7 @@ fn new_or_same(args: &Args, content: &Content, runs_dir: &Path) -> Result<Manife
         variant: args.variant,
         rules: args.rules,
         settings,
-        slots: fleet::slots(&args.backend, args.repeat),
+        slots: fleet::slots(&args.backend, args.repeat, args.first_run_index),
     })
 }
 

@@ -74,8 +74,9 @@ impl<'a> AppDriver<'a> {
     /// Runs steps until the loop is over for the app (finished or stopped). An `Err` leaves
     /// the state as it was at the failing step, for `--resume`.
     pub fn run(&mut self) -> Result<AppState> {
-        if let Some(dir) = self.app_dir.clone() {
-            self.adopt(&dir)?;
+        match self.app_dir.clone() {
+            Some(dir) => self.adopt(&dir)?,
+            None => self.check_machine()?,
         }
         loop {
             if self.env.cancel.is_cancelled() {
@@ -111,6 +112,35 @@ impl<'a> AppDriver<'a> {
             record::end_step(dir, "cut off by the end of the previous loop; run again")?;
         }
         Ok(())
+    }
+
+    /// Before anything is paid for: this machine can run the backend's apps (its tools
+    /// and services answer), which a rehearsal's session does not require by itself.
+    fn check_machine(&self) -> Result<()> {
+        let content = bench_content::Content::load(&self.env.root)?;
+        let backend = content.backend(&self.slot.backend)?;
+        let mut infra = bench_infra::Ports::from_env();
+        if let Some(port) = self
+            .env
+            .app_overrides
+            .get("pg_port")
+            .and_then(|p| p.parse().ok())
+        {
+            infra.postgres = port;
+        }
+        let checks = bench_infra::preflight::preflight_with(&bench_infra::preflight::Preflight {
+            backend,
+            run_index: self.slot.run_index,
+            agent_bin: &self.env.agent_bin,
+            ports: &[],
+            infra: &infra,
+        })?;
+        bench_infra::require(&checks).with_context(|| {
+            format!(
+                "this machine cannot run the {} backend's apps, so the loop did not start its app (nothing was spent)",
+                self.slot.backend
+            )
+        })
     }
 
     fn note(&self, line: &str) {
@@ -207,13 +237,16 @@ impl<'a> AppDriver<'a> {
             backend: self.slot.backend.clone(),
             level,
         };
-        let opts = self.run_options(task, &step, None)?;
+        let opts = self.run_options(task, &step, self.settings.max_total_usd)?;
         let loop_rec = self.new_record(&step);
         let report = self.run_session(&opts, Some(loop_rec))?;
         let dir = report.app_dir.clone();
         let result = session_result(&report);
         let state = record::end_step(&dir, &result)?;
         self.status(Some(&state), &format!("{step}: {result}"));
+        if !report.succeeded() {
+            return self.stop(&dir, session_failure(&step, &report));
+        }
         Ok(state)
     }
 

@@ -102,15 +102,16 @@ pub fn loop_key(
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The loop's slots: every backend × repetition, run indexes 0, 1, 2… in that order.
-pub fn slots(backends: &[String], repeat: u32) -> Vec<SlotEntry> {
+/// The loop's slots: every backend × repetition, run indexes `first`, `first + 1`… in that
+/// order.
+pub fn slots(backends: &[String], repeat: u32, first: u32) -> Vec<SlotEntry> {
     let mut out = Vec::new();
     for backend in backends {
         for repetition in 1..=repeat {
             out.push(SlotEntry {
                 backend: backend.clone(),
                 repetition,
-                run_index: u32::try_from(out.len()).unwrap_or(u32::MAX),
+                run_index: first + u32::try_from(out.len()).unwrap_or(u32::MAX),
                 app_dir: None,
                 error: None,
             });

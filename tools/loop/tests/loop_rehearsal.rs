@@ -1,0 +1,309 @@
+//! bench-loop end to end, as a process: the real Claude Code CLI driven offline by
+//! `rehearsal/loop/`, the real reference app started by bench-app on a throwaway
+//! PostgreSQL, graded by bench-grade in the real Chromium, telemetry into an embedded OTLP
+//! receiver, and bench-report at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bench_formats::loop_record::LoopStatus;
+use bench_formats::{AppState, CostSummary, Outcome, Phase, read_json};
+use bench_pg::PgCluster;
+use otlp_receiver::{Receiver, ReceiverConfig, ReceiverHandle};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The real CLI, installed once into target/claude-code (shared with bench-run's tests).
+fn agent_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        bench_runner::agent::install_agent_cli(&target_dir().join("claude-code"))
+            .expect("install the agent CLI")
+    })
+    .clone()
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+    runs: PathBuf,
+    receiver: ReceiverHandle,
+    pg: PgCluster,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let receiver =
+        Receiver::start(ReceiverConfig::ephemeral(tmp.path().join("telemetry"))).unwrap();
+    let pg = PgCluster::start_temp().expect("a throwaway PostgreSQL cluster");
+    Env {
+        runs: tmp.path().join("runs"),
+        receiver,
+        pg,
+        tmp,
+    }
+}
+
+/// `bench-loop` with the test's receiver, database, runs folder and agent CLI, on run
+/// indexes no other test uses.
+fn bench_loop(env: &Env, first_run_index: u32) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bench-loop"));
+    cmd.current_dir(repo_root())
+        .env("CLAUDE_CONFIG_DIR", env.tmp.path().join("claude-config"))
+        .env_remove("ANTHROPIC_API_KEY")
+        .arg("--otlp-endpoint")
+        .arg(env.receiver.http_endpoint())
+        .arg("--telemetry-dir")
+        .arg(env.receiver.dir())
+        .arg("--pg-port")
+        .arg(env.pg.port().to_string())
+        .arg("--runs-dir")
+        .arg(&env.runs)
+        .arg("--agent-bin")
+        .arg(agent_bin())
+        .arg("--first-run-index")
+        .arg(first_run_index.to_string())
+        .arg("--session-timeout")
+        .arg("300");
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every app folder under the runs folder.
+fn apps(runs: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(run_dirs) = std::fs::read_dir(runs) else {
+        return found;
+    };
+    for run in run_dirs.flatten() {
+        let Ok(backends) = std::fs::read_dir(run.path()) else {
+            continue;
+        };
+        for backend in backends.flatten() {
+            if let Ok(results) = std::fs::read_dir(backend.path().join("results")) {
+                found.extend(results.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn state_of(app: &Path) -> Option<AppState> {
+    read_json(&app.join(".bench/state.json")).ok()
+}
+
+/// Waits until the loop's upgrade session is under way, then kills the loop with SIGKILL.
+fn kill_during_upgrade(child: &mut std::process::Child, runs: &Path) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        if let Some(app) = apps(runs).into_iter().next()
+            && let Some(state) = state_of(&app)
+            && state
+                .sessions
+                .iter()
+                .any(|s| s.phase == Phase::Upgrade && s.outcome == Outcome::Running)
+        {
+            // Let the agent make its first call, so the session has spent something.
+            std::thread::sleep(Duration::from_millis(2500));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return app;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the loop ended ({status}) before its upgrade session started");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upgrade session within 15 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn session_cost(app: &Path, telemetry_dir: &str) -> CostSummary {
+    let backend_dir = app.parent().unwrap().parent().unwrap();
+    read_json(&backend_dir.join(telemetry_dir).join("cost-summary.json")).unwrap()
+}
+
+/// generate → grade 12/12 → upgrade (killed with SIGKILL, then `--resume`) → grade finds
+/// the seeded bug → fix → regrade 15/15 → report; nothing of the app left running.
+#[test]
+fn rehearsal_loop_killed_during_the_upgrade_resumes_to_fifteen_of_fifteen() {
+    let env = env();
+    let mut child = bench_loop(&env, 41)
+        .args(["--backend", "postgres", "--to-level", "2", "--rehearse"])
+        .arg(repo_root().join("rehearsal/loop"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(env.tmp.path().join("first.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let app = kill_during_upgrade(&mut child, &env.runs);
+    let first_log = std::fs::read_to_string(env.tmp.path().join("first.log")).unwrap();
+    assert!(first_log.contains("grade level 1: 12/12"), "{first_log}");
+
+    let run_dir = app.ancestors().nth(3).unwrap().to_path_buf();
+    let out = bench_loop(&env, 41)
+        .arg("--resume")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("recorded as killed, its cost kept"), "{log}");
+
+    let state = state_of(&app).unwrap();
+    let phases: Vec<(Phase, u32, Outcome)> = state
+        .sessions
+        .iter()
+        .map(|s| (s.phase, s.level, s.outcome))
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            (Phase::Generate, 1, Outcome::Completed),
+            (Phase::Upgrade, 2, Outcome::Killed),
+            (Phase::Upgrade, 2, Outcome::Completed),
+            (Phase::Fix, 2, Outcome::Completed),
+        ],
+        "{log}"
+    );
+    let rec = state.loop_record.as_ref().unwrap();
+    assert_eq!(rec.status, LoopStatus::Finished, "{log}");
+    let grades: Vec<(u32, u32, u32)> = rec
+        .grades
+        .iter()
+        .map(|g| (g.level, g.score, g.max))
+        .collect();
+    assert_eq!(grades, vec![(1, 12, 12), (2, 12, 15), (2, 15, 15)], "{log}");
+    assert_eq!(rec.grades[1].bugs, 1, "{log}");
+
+    // Every completed session costs what the CLI said; the killed one kept its cost.
+    for s in &state.sessions {
+        let cost = session_cost(&app, s.telemetry_dir.as_deref().unwrap());
+        assert_eq!(s.cost_usd, Some(cost.total_cost_usd), "{}", s.run_id);
+        if s.outcome == Outcome::Completed {
+            let cli = cost
+                .reconciliation
+                .as_ref()
+                .and_then(|r| r.result.as_ref())
+                .map(|r| r.cost_usd)
+                .expect("the CLI's own total");
+            assert!(
+                (cli - cost.total_cost_usd).abs() < 1e-9,
+                "{}: {cli} vs {}",
+                s.run_id,
+                cost.total_cost_usd
+            );
+        }
+    }
+    let killed = &state.sessions[1];
+    assert!(killed.cost_usd.is_some_and(|c| c > 0.0), "{killed:?}");
+
+    // The report covers the run, and nothing of the app runs any more.
+    let report = std::fs::read_to_string(run_dir.join("BENCHMARK_REPORT.md")).unwrap();
+    assert!(report.contains("postgres"), "{report}");
+    let status = bench_app::status(&app, &app_options(&env)).unwrap();
+    assert!(!status.partly_running(), "{status:?}");
+}
+
+fn app_options(env: &Env) -> bench_app::AppOptions {
+    let mut options = bench_app::AppOptions::new(&repo_root());
+    options
+        .overrides
+        .insert("pg_port".into(), env.pg.port().to_string());
+    options
+}
+
+/// A total budget the generate session exceeds: the CLI stops at the cap, the app stops
+/// cleanly with the reason, and its cost is kept.
+#[test]
+fn an_exhausted_budget_stops_the_app_cleanly_with_its_cost_kept() {
+    let env = env();
+    let out = bench_loop(&env, 43)
+        .args([
+            "--backend",
+            "postgres",
+            "--to-level",
+            "2",
+            "--max-total-usd",
+            "0.05",
+            "--no-report",
+            "--rehearse",
+        ])
+        .arg(repo_root().join("rehearsal/loop"))
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let app = apps(&env.runs).pop().expect("an app folder");
+    let state = state_of(&app).unwrap();
+    let rec = state.loop_record.as_ref().unwrap();
+    assert_eq!(rec.status, LoopStatus::Stopped, "{log}");
+    let reason = rec.stop_reason.clone().unwrap_or_default();
+    assert!(reason.contains("budget cap"), "{reason}\n{log}");
+    assert!(log.contains("budget cap"), "{log}");
+    assert_eq!(state.sessions.len(), 1, "{log}");
+    assert!(state.sessions[0].cost_usd.is_some_and(|c| c > 0.0), "{log}");
+    assert!(
+        rec.grades.is_empty(),
+        "nothing graded after a failed session: {log}"
+    );
+}
+
+/// A backend this machine cannot run: refused before any session, nothing written.
+#[test]
+fn a_backend_this_machine_cannot_run_is_refused_before_anything_is_spent() {
+    let env = env();
+    let out = bench_loop(&env, 45)
+        .args([
+            "--backend",
+            "spacetime",
+            "--to-level",
+            "1",
+            "--no-report",
+            "--rehearse",
+        ])
+        .arg(repo_root().join("rehearsal/loop"))
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("cannot run the spacetime backend"), "{log}");
+    assert!(log.contains("spacetime"), "{log}");
+    assert!(apps(&env.runs).is_empty(), "{log}");
+}
+
+/// Two loops on one app refuse each other.
+#[test]
+fn a_second_loop_on_the_same_app_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = bench_loop::record::lock(tmp.path()).unwrap();
+    let err = bench_loop::record::lock(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another bench-loop"), "{err}");
+    assert!(err.contains(&std::process::id().to_string()), "{err}");
+    drop(first);
+    bench_loop::record::lock(tmp.path()).unwrap();
+}
