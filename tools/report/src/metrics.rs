@@ -187,89 +187,145 @@ pub struct SessionRow {
 /// Computes a backend's figures. `loc` is counted by the caller (it needs the rules).
 pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics {
     let sessions = &backend.sessions;
-    let is_build = |s: &&Session| s.phase != Phase::Fix;
-    let is_fix = |s: &&Session| s.phase == Phase::Fix;
-    let sum = |f: &dyn Fn(&Session) -> f64, pred: &dyn Fn(&&Session) -> bool| -> f64 {
-        sessions.iter().filter(|s| pred(s)).map(f).sum::<f64>() + 0.0
-    };
-    let all = |_: &&Session| true;
-    let cost = |s: &Session| s.summary.total_cost_usd;
-    let secs = |s: &Session| s.summary.total_duration_sec;
-
-    let counts = SessionCounts {
-        total: sessions.len() as u32,
-        generate: sessions
-            .iter()
-            .filter(|s| s.phase == Phase::Generate)
-            .count() as u32,
-        upgrade: sessions
-            .iter()
-            .filter(|s| s.phase == Phase::Upgrade)
-            .count() as u32,
-        fix: sessions.iter().filter(is_fix).count() as u32,
-    };
+    let counts = session_counts(sessions);
     let levels_completed = sessions
         .iter()
-        .filter(is_build)
+        .filter(|s| s.phase != Phase::Fix)
         .map(|s| s.level)
         .max()
         .unwrap_or(0);
     let features = levels_completed;
-    let per = |x: f64| {
-        if features > 0 {
-            x / features as f64
-        } else {
-            0.0
-        }
-    };
+    // Bugs per fix session: the copy of the bug report kept with the session. The app's own
+    // BUG_REPORT.md is only the latest one (each fix overwrites it), so it is reported but
+    // never used to count: attributing it to a session would be a guess.
+    let bugs_of: Vec<Option<u32>> = sessions
+        .iter()
+        .map(|s| s.bug_report.as_ref().map(|r| r.count() as u32))
+        .collect();
+    let by_level = level_figures(sessions, levels_completed, &bugs_of);
+    let (by_level, quality) =
+        quality_figures(backend, &counts, levels_completed, by_level, &bugs_of);
+    let (stress, stress_acked_per_second) = stress_rows(backend);
+    BackendMetrics {
+        backend: backend.name.clone(),
+        levels_completed,
+        features,
+        cost: cost_figures(sessions, features),
+        tokens: token_figures(sessions, features),
+        time: time_figures(sessions, &counts),
+        sessions: counts,
+        quality,
+        by_level,
+        feature_score: backend
+            .apps
+            .iter()
+            .rev()
+            .find_map(|a| a.grading.as_ref().and_then(|g| g.total)),
+        grades_by_level: backend
+            .apps
+            .iter()
+            .rev()
+            .find(|a| !a.grades.is_empty())
+            .map(|a| a.grades.clone())
+            .unwrap_or_default(),
+        loc,
+        session_list: session_rows(sessions, &bugs_of),
+        stress,
+        stress_acked_per_second,
+    }
+}
 
-    let upgrades = sum(&cost, &is_build);
-    let fixes = sum(&cost, &is_fix);
+/// Sum of `f` over the sessions `pred` keeps (`+ 0.0` turns an empty `-0.0` into `0.0`).
+fn sum_of(
+    sessions: &[Session],
+    f: impl Fn(&Session) -> f64,
+    pred: impl Fn(&Session) -> bool,
+) -> f64 {
+    sessions.iter().filter(|s| pred(s)).map(f).sum::<f64>() + 0.0
+}
+
+fn is_build(s: &Session) -> bool {
+    s.phase != Phase::Fix
+}
+
+fn is_fix(s: &Session) -> bool {
+    s.phase == Phase::Fix
+}
+
+/// `x` per feature, 0 without features.
+fn per_feature(x: f64, features: u32) -> f64 {
+    if features > 0 {
+        x / features as f64
+    } else {
+        0.0
+    }
+}
+
+fn session_counts(sessions: &[Session]) -> SessionCounts {
+    let of = |phase: Phase| sessions.iter().filter(|s| s.phase == phase).count() as u32;
+    SessionCounts {
+        total: sessions.len() as u32,
+        generate: of(Phase::Generate),
+        upgrade: of(Phase::Upgrade),
+        fix: of(Phase::Fix),
+    }
+}
+
+fn cost_figures(sessions: &[Session], features: u32) -> CostFigures {
+    let cost = |s: &Session| s.summary.total_cost_usd;
+    let upgrades = sum_of(sessions, cost, is_build);
+    let fixes = sum_of(sessions, cost, is_fix);
     let total = upgrades + fixes;
-    let cost_figures = CostFigures {
+    CostFigures {
         upgrades,
         fixes,
         total,
-        per_feature: per(total),
-        per_feature_upgrades: per(upgrades),
-        per_feature_fixes: per(fixes),
+        per_feature: per_feature(total, features),
+        per_feature_upgrades: per_feature(upgrades, features),
+        per_feature_fixes: per_feature(fixes, features),
         fix_share_pct: if total > 0.0 {
             fixes / total * 100.0
         } else {
             0.0
         },
-    };
+    }
+}
 
+fn token_figures(sessions: &[Session], features: u32) -> TokenFigures {
     let tok = |f: fn(&Session) -> u64| sessions.iter().map(f).sum::<u64>();
     let fresh_input = tok(|s| s.summary.total_input_tokens);
     let fresh_output = tok(|s| s.summary.total_output_tokens);
     let cache_read = tok(|s| s.summary.cache_read_tokens);
     let cache_creation = tok(|s| s.summary.cache_creation_tokens);
     let api_calls = tok(|s| s.summary.api_calls);
-    let tokens = TokenFigures {
+    let all_tokens = (fresh_input + fresh_output + cache_read + cache_creation) as f64;
+    TokenFigures {
         fresh_input,
         fresh_output,
         cache_read,
         cache_creation,
         api_calls,
-        output_per_feature: per(fresh_output as f64),
-        calls_per_feature: per(api_calls as f64),
-        tokens_per_feature: per((fresh_input + fresh_output + cache_read + cache_creation) as f64),
-    };
+        output_per_feature: per_feature(fresh_output as f64, features),
+        calls_per_feature: per_feature(api_calls as f64, features),
+        tokens_per_feature: per_feature(all_tokens, features),
+    }
+}
 
-    let upgrade_total = sum(&secs, &is_build);
-    let fix_total = sum(&secs, &is_fix);
-    let total_secs = sum(&secs, &all);
-    let n_build = sessions.iter().filter(is_build).count();
+fn time_figures(sessions: &[Session], counts: &SessionCounts) -> TimeFigures {
+    let secs = |s: &Session| s.summary.total_duration_sec;
+    let upgrade_total = sum_of(sessions, secs, is_build);
+    let fix_total = sum_of(sessions, secs, is_fix);
+    let total_secs = sum_of(sessions, secs, |_| true);
+    let n_build = sessions.iter().filter(|s| is_build(s)).count();
     let avg = |x: f64, n: usize| if n > 0 { x / n as f64 } else { 0.0 };
-    let generation = sum(&secs, &|s: &&Session| s.phase == Phase::Generate);
-    let upgrades_only = sum(&secs, &|s: &&Session| s.phase == Phase::Upgrade);
+    let generation = sum_of(sessions, secs, |s| s.phase == Phase::Generate);
+    let upgrades_only = sum_of(sessions, secs, |s| s.phase == Phase::Upgrade);
     let wall: Option<f64> = sessions
         .iter()
         .map(Session::wall_clock_sec)
         .sum::<Option<f64>>()
         .map(|w| w + 0.0);
-    let time = TimeFigures {
+    TimeFigures {
         total: total_secs,
         upgrade_total,
         fix_total,
@@ -279,24 +335,16 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         avg_fix_session: avg(fix_total, counts.fix as usize),
         total_minutes: total_secs / 60.0,
         wall_clock_total: wall,
-    };
+    }
+}
 
-    // Bugs per fix session: the copy of the bug report kept with the session. The app's own
-    // BUG_REPORT.md is only the latest one (each fix overwrites it), so it is reported but
-    // never used to count: attributing it to a session would be a guess.
-    let bugs_of: Vec<Option<u32>> = sessions
-        .iter()
-        .map(|s| s.bug_report.as_ref().map(|r| r.count() as u32))
-        .collect();
-    let latest_bug_report = backend.apps.iter().rev().find_map(|a| {
-        a.bug_report.as_ref().map(|r| LatestBugReport {
-            app: a.name.clone(),
-            bugs: r.count() as u32,
-            level: r.level,
-            iteration: r.iteration,
-        })
-    });
-
+/// Cost, calls, tokens, time, fix sessions and bugs of each level; a fix session counts
+/// toward its session's level.
+fn level_figures(
+    sessions: &[Session],
+    levels_completed: u32,
+    bugs_of: &[Option<u32>],
+) -> Vec<LevelFigures> {
     let mut by_level: Vec<LevelFigures> = (1..=levels_completed)
         .map(|level| LevelFigures {
             level,
@@ -335,10 +383,30 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         running += l.cost;
         l.cumulative_cost = running;
     }
+    by_level
+}
 
+/// The quality figures; without every fix session's bug report no level's bug count is
+/// known, so `by_level` comes back with its counts cleared.
+fn quality_figures(
+    backend: &BackendRun,
+    counts: &SessionCounts,
+    levels_completed: u32,
+    mut by_level: Vec<LevelFigures>,
+    bugs_of: &[Option<u32>],
+) -> (Vec<LevelFigures>, QualityFigures) {
+    let sessions = &backend.sessions;
+    let latest_bug_report = backend.apps.iter().rev().find_map(|a| {
+        a.bug_report.as_ref().map(|r| LatestBugReport {
+            app: a.name.clone(),
+            bugs: r.count() as u32,
+            level: r.level,
+            iteration: r.iteration,
+        })
+    });
     let bug_reports_known = sessions
         .iter()
-        .zip(&bugs_of)
+        .zip(bugs_of)
         .filter(|(s, b)| s.phase == Phase::Fix && b.is_some())
         .count() as u32;
     let all_known = bug_reports_known == counts.fix;
@@ -382,16 +450,14 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         iteration_log_categories,
         latest_bug_report,
     };
+    (by_level, quality)
+}
 
-    let feature_score = backend
-        .apps
+/// One row per session, for the report's session tables.
+fn session_rows(sessions: &[Session], bugs_of: &[Option<u32>]) -> Vec<SessionRow> {
+    sessions
         .iter()
-        .rev()
-        .find_map(|a| a.grading.as_ref().and_then(|g| g.total));
-
-    let session_list = sessions
-        .iter()
-        .zip(&bugs_of)
+        .zip(bugs_of)
         .map(|(s, bugs)| SessionRow {
             run_id: s.run_id.clone(),
             phase: s.phase.to_string(),
@@ -409,8 +475,11 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
                     .or_else(|| m.exit_code.map(|c| format!("exit {c}")))
             }),
         })
-        .collect();
+        .collect()
+}
 
+/// The backend's stress results, and its best verified stress throughput.
+fn stress_rows(backend: &BackendRun) -> (Vec<StressRow>, Option<f64>) {
     let stress: Vec<StressRow> = backend
         .stress
         .iter()
@@ -440,28 +509,5 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
         .fold(None, |best: Option<f64>, x| {
             Some(best.map_or(x, |b| b.max(x)))
         });
-
-    BackendMetrics {
-        backend: backend.name.clone(),
-        sessions: counts,
-        levels_completed,
-        features,
-        cost: cost_figures,
-        tokens,
-        time,
-        quality,
-        by_level,
-        feature_score,
-        grades_by_level: backend
-            .apps
-            .iter()
-            .rev()
-            .find(|a| !a.grades.is_empty())
-            .map(|a| a.grades.clone())
-            .unwrap_or_default(),
-        loc,
-        session_list,
-        stress,
-        stress_acked_per_second,
-    }
+    (stress, stress_acked_per_second)
 }
