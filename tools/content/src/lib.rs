@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use bench_formats::Phase;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use backend::{
@@ -62,51 +61,9 @@ pub const GRADING_RESULTS_TEMPLATE: &str = "grading/templates/GRADING_RESULTS.md
 /// The file a session's backend guide is placed in, inside the app folder.
 pub const GUIDE_FILE_NAME: &str = "CLAUDE.md";
 
-/// How much help the agent's guide gives.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Rules {
-    /// Step-by-step phases with exact commands and the stack's known pitfalls.
-    Guided,
-    /// The phases and the commands, without the pitfalls.
-    Standard,
-    /// Only the facts: stack, ports, credentials, required scripts.
-    Minimal,
-}
-
-impl Rules {
-    pub const ALL: [Rules; 3] = [Rules::Guided, Rules::Standard, Rules::Minimal];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rules::Guided => "guided",
-            Rules::Standard => "standard",
-            Rules::Minimal => "minimal",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Rules> {
-        Rules::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Rules {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How much help the agent's guide gives (typed in bench-formats: it is written into every
+/// session's records).
+pub use bench_formats::Rules;
 
 /// What a session prompt is for.
 #[derive(Debug, Clone)]

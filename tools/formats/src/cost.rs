@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::experiment::{Rules, Variant};
+use crate::metadata::Phase;
+use crate::named::{empty_as_none, named_enum};
+
 /// One session's `cost-summary.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,10 +21,20 @@ pub struct CostSummary {
     pub backend: String,
     #[serde(default)]
     pub level: u32,
-    #[serde(default)]
-    pub variant: String,
-    #[serde(default)]
-    pub rules: String,
+    /// Absent when the session's metadata did not say (older files hold `""` for that).
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub variant: Option<Variant>,
+    /// Absent when the session's metadata did not say (older files hold `""` for that).
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rules: Option<Rules>,
     #[serde(default)]
     pub run_index: u32,
     #[serde(default)]
@@ -59,7 +73,7 @@ pub struct CostSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// Per model: tokens, calls and cost.
@@ -143,25 +157,15 @@ pub struct ApiError {
 }
 
 /// The session's cost from each independent source, and whether they agree.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reconciliation {
-    /// One of:
-    /// - `ok`: all three sources present and within tolerance of each other;
-    /// - `incomplete`: a source is missing, the others agree;
-    /// - `telemetry-incomplete`: a telemetry source (events or metrics) falls short of the
-    ///   trusted one, and only short: exports were lost (the CLI stopped before sending its
-    ///   last events, or the collector was down). The totals come from a complete source
-    ///   (`trustedSource`), so they are sound;
-    /// - `mismatch`: sources disagree in a way lost records do not explain (a source
-    ///   reports more than the trusted one, or the result object differs from complete
-    ///   events): the totals need a human look;
-    /// - `no-telemetry`: no telemetry matched the session.
+    /// Whether the sources agree; see [`Status`].
     ///
     /// API calls are compared between the events and the result source, whose count comes
     /// from the transcript (distinct assistant message ids); the CLI's `num_turns` is not a
     /// call count and is never compared.
-    pub status: String,
+    pub status: Status,
     /// Relative tolerance used, e.g. 0.005 for 0.5 %.
     pub tolerance: f64,
     /// Which source the summary's totals come from (`events`, `metrics`, `result`).
@@ -180,6 +184,27 @@ pub struct Reconciliation {
     /// Human-readable warnings (differences above tolerance, missing sources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+named_enum! {
+    /// How the three cost sources of a session compare ([`Reconciliation::status`]).
+    pub enum Status ("reconciliation status") {
+        /// All three sources present and within tolerance of each other.
+        Ok => "ok",
+        /// A source is missing, the others agree.
+        Incomplete => "incomplete",
+        /// A telemetry source (events or metrics) falls short of the trusted one, and only
+        /// short: exports were lost (the CLI stopped before sending its last events, or the
+        /// collector was down). The totals come from a complete source (`trustedSource`), so
+        /// they are sound.
+        TelemetryIncomplete => "telemetry-incomplete",
+        /// Sources disagree in a way lost records do not explain (a source reports more than
+        /// the trusted one, or the result object differs from complete events): the totals
+        /// need a human look.
+        Mismatch => "mismatch",
+        /// No telemetry matched the session.
+        NoTelemetry => "no-telemetry",
+    }
 }
 
 /// One source's view of the session.

@@ -5,27 +5,22 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The three kinds of agent session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Build the app from nothing at a level (usually level 1).
-    Generate,
-    /// Add the next level's feature to an existing app.
-    Upgrade,
-    /// Repair the bugs listed in the app's `BUG_REPORT.md`.
-    Fix,
+use crate::experiment::{Rules, Variant};
+use crate::named::named_enum;
+
+named_enum! {
+    /// The three kinds of agent session.
+    pub enum Phase ("phase") {
+        /// Build the app from nothing at a level (usually level 1).
+        Generate => "generate",
+        /// Add the next level's feature to an existing app.
+        Upgrade => "upgrade",
+        /// Repair the bugs listed in the app's `BUG_REPORT.md`.
+        Fix => "fix",
+    }
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Generate => "generate",
-            Phase::Upgrade => "upgrade",
-            Phase::Fix => "fix",
-        }
-    }
-
     /// The text the agent prints when it has finished this kind of session.
     pub fn completion_marker(self) -> &'static str {
         match self {
@@ -34,21 +29,30 @@ impl Phase {
             Phase::Fix => "FIX_COMPLETE",
         }
     }
+}
 
-    /// Reads a phase from the original harness's `phase`/`mode` strings.
-    pub fn parse(s: &str) -> Option<Phase> {
-        match s {
-            "generate" => Some(Phase::Generate),
-            "upgrade" => Some(Phase::Upgrade),
-            "fix" => Some(Phase::Fix),
-            _ => None,
-        }
+named_enum! {
+    /// How an agent session ended (or that it has not ended yet).
+    pub enum Outcome ("session outcome") {
+        /// The session is under way, or its harness died before recording an end.
+        Running => "running",
+        /// The agent exited with status 0 and printed its completion marker.
+        Completed => "completed",
+        /// The agent exited otherwise, or the session could not start it.
+        Failed => "failed",
+        /// The harness stopped the agent at its time limit.
+        Timeout => "timeout",
+        /// Ctrl-C, SIGTERM or a cancel stopped the agent.
+        Interrupted => "interrupted",
+        /// A signal nobody in the harness sent ended the agent.
+        Killed => "killed",
     }
 }
 
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+impl Outcome {
+    /// Whether the session did what it was asked.
+    pub fn succeeded(self) -> bool {
+        self == Outcome::Completed
     }
 }
 
@@ -82,9 +86,9 @@ pub struct SessionMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub variant: Option<Variant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules: Option<String>,
+    pub rules: Option<Rules>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,7 +110,7 @@ pub struct SessionMetadata {
     pub exit_code: Option<i32>,
     /// The original harness's duplicate of `phase`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<Phase>,
 
     // ---- this project's additions ----
     /// The model the agent was told to use.
@@ -126,9 +130,9 @@ pub struct SessionMetadata {
     pub completion_marker: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_marker_seen: Option<bool>,
-    /// How the session ended: `completed`, `failed`, `timeout`, `interrupted`, `killed`.
+    /// How the session ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// Wall-clock seconds from agent start to agent exit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_clock_sec: Option<f64>,
@@ -141,8 +145,7 @@ pub struct SessionMetadata {
 impl SessionMetadata {
     /// The phase, from `phase` or else the original harness's `mode`.
     pub fn effective_phase(&self) -> Option<Phase> {
-        self.phase
-            .or_else(|| self.mode.as_deref().and_then(Phase::parse))
+        self.phase.or(self.mode)
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Phase;
+use crate::experiment::{Rules, Variant};
+use crate::metadata::{Outcome, Phase};
 
 /// The state of one generated app across its sessions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -14,12 +15,15 @@ pub struct AppState {
     pub backend: String,
     /// The level the app has been built or upgraded to.
     pub level: u32,
-    pub variant: String,
-    pub rules: String,
+    pub variant: Variant,
+    pub rules: Rules,
     pub run_index: u32,
     /// Every session run on this app, oldest first.
     #[serde(default)]
     pub sessions: Vec<SessionRecord>,
+    /// What `bench-loop` recorded about the app (absent for apps run by hand).
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_record: Option<crate::loop_record::LoopRecord>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -34,8 +38,8 @@ pub struct SessionRecord {
     pub run_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// `completed`, `failed`, `timeout`, `interrupted`, `killed`.
-    pub outcome: String,
+    /// How the session ended (`running` until it has).
+    pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

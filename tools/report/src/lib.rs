@@ -101,8 +101,9 @@ pub fn run_metrics(run: &Run, rules: &dyn LocCounter) -> Result<RunMetrics> {
             let variant = s
                 .metadata
                 .as_ref()
-                .and_then(|m| m.variant.clone())
-                .or_else(|| (!s.summary.variant.is_empty()).then(|| s.summary.variant.clone()));
+                .and_then(|m| m.variant)
+                .or(s.summary.variant)
+                .map(|v| v.to_string());
             if let Some(v) = variant
                 && !variants.contains(&v)
             {

@@ -13,8 +13,11 @@ use bench_formats::app_docs::{
     BugReport, GradingResults, IterationLog, parse_bug_report, parse_grading_results,
     parse_iteration_log,
 };
+use bench_formats::files::{
+    BUG_REPORT_FILE, COST_SUMMARY_FILE, GRADING_RESULTS_FILE, ITERATION_LOG_FILE, METADATA_FILE,
+};
 use bench_formats::stress::StressResult;
-use bench_formats::{CostSummary, Phase, SessionMetadata, read_json};
+use bench_formats::{CostSummary, Phase, SessionMetadata, Status, read_json};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// One run directory.
@@ -301,10 +304,10 @@ fn load_app(dir: &Path, warnings: &mut Vec<String>) -> AppDir {
     AppDir {
         name: file_name(dir),
         path: dir.to_path_buf(),
-        bug_report: read_text(&dir.join("BUG_REPORT.md"), warnings).map(|t| parse_bug_report(&t)),
-        iteration_log: read_text(&dir.join("ITERATION_LOG.md"), warnings)
+        bug_report: read_text(&dir.join(BUG_REPORT_FILE), warnings).map(|t| parse_bug_report(&t)),
+        iteration_log: read_text(&dir.join(ITERATION_LOG_FILE), warnings)
             .map(|t| parse_iteration_log(&t)),
-        grading: read_text(&dir.join("GRADING_RESULTS.md"), warnings)
+        grading: read_text(&dir.join(GRADING_RESULTS_FILE), warnings)
             .map(|t| parse_grading_results(&t)),
         grades: crate::grades::load(dir, warnings),
     }
@@ -312,7 +315,7 @@ fn load_app(dir: &Path, warnings: &mut Vec<String>) -> AppDir {
 
 fn load_session(dir: &Path, backend: &str, warnings: &mut Vec<String>) -> Option<Session> {
     let run_id = file_name(dir);
-    let summary_path = dir.join("cost-summary.json");
+    let summary_path = dir.join(COST_SUMMARY_FILE);
     if !summary_path.is_file() {
         warnings.push(format!(
             "session {run_id}: no cost-summary.json, so its cost is NOT counted \
@@ -336,7 +339,7 @@ fn load_session(dir: &Path, backend: &str, warnings: &mut Vec<String>) -> Option
         ));
     }
     if let Some(rec) = &summary.reconciliation
-        && rec.status != "ok"
+        && rec.status != Status::Ok
     {
         warnings.push(format!(
             "session {run_id}: cost sources reconcile as `{}` (trusted: {}){}",
@@ -349,7 +352,7 @@ fn load_session(dir: &Path, backend: &str, warnings: &mut Vec<String>) -> Option
             }
         ));
     }
-    let metadata_path = dir.join("metadata.json");
+    let metadata_path = dir.join(METADATA_FILE);
     let metadata: Option<SessionMetadata> = if metadata_path.is_file() {
         match read_json(&metadata_path) {
             Ok(m) => Some(m),
@@ -376,7 +379,7 @@ fn load_session(dir: &Path, backend: &str, warnings: &mut Vec<String>) -> Option
     let phase = metadata
         .as_ref()
         .and_then(|m| m.effective_phase())
-        .or_else(|| summary.phase.as_deref().and_then(Phase::parse))
+        .or(summary.phase)
         .or(dir_name.as_ref().map(|d| d.phase));
     let Some(phase) = phase else {
         warnings.push(format!(
@@ -473,9 +476,9 @@ fn finish_session(
             .and_then(Path::parent)
             .map(|backend_dir| backend_dir.join("inputs").join(&run_id));
         [
-            Some(dir.join("BUG_REPORT.md")),
+            Some(dir.join(BUG_REPORT_FILE)),
             Some(dir.join("inputs/BUG_REPORT.md")),
-            inputs.as_ref().map(|i| i.join("BUG_REPORT.md")),
+            inputs.as_ref().map(|i| i.join(BUG_REPORT_FILE)),
             inputs.as_ref().map(|i| i.join("app-files/BUG_REPORT.md")),
         ]
         .into_iter()

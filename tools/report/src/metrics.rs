@@ -471,7 +471,7 @@ fn session_rows(sessions: &[Session], bugs_of: &[Option<u32>]) -> Vec<SessionRow
             bugs: if s.phase == Phase::Fix { *bugs } else { None },
             outcome: s.metadata.as_ref().and_then(|m| {
                 m.outcome
-                    .clone()
+                    .map(|o| o.to_string())
                     .or_else(|| m.exit_code.map(|c| format!("exit {c}")))
             }),
         })

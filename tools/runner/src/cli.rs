@@ -4,29 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use bench_content::Rules;
-use clap::{ArgGroup, ValueEnum};
+use bench_content::Content;
+use bench_formats::{Outcome, Phase, Rules, Variant};
+use clap::ArgGroup;
 
 use crate::run::{self, ModelSource, RunOptions, SessionReport, Task, TelemetrySink};
 use crate::session::Cancel;
-
-/// How the levels are reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Variant {
-    /// Generate level 1, then upgrade one level per session.
-    SequentialUpgrade,
-    /// Generate the target level in one session.
-    OneShot,
-}
-
-impl Variant {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::SequentialUpgrade => "sequential-upgrade",
-            Variant::OneShot => "one-shot",
-        }
-    }
-}
 
 /// Run one agent session: generate a new app, upgrade an app one level, or fix its bugs.
 ///
@@ -111,46 +94,20 @@ fn parse_budget(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `90m`, `2h`, `1h30m`, `45s`, `1500ms` or a plain number of seconds.
+/// Parses a plain number of seconds, or a duration as humantime reads it (`90m`, `2h`,
+/// `1h30m`, `45s`, `1500ms`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs > 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    let duration = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("{text}: must be more than zero")),
+        Err(_) => humantime::parse_duration(t)
+            .map_err(|e| format!("{text}: {e} (write e.g. 90m, 2h, 1h30m, 45s or seconds)"))?,
+    };
+    if duration.is_zero() {
         return Err(format!("{text}: must be more than zero"));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text}: a number needs a unit (h, m, s, ms)"))?;
-        let (num, tail) = rest.split_at(digits);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("{text}: `{num}` is not a number"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let secs = match unit {
-            "h" => n * 3600.0,
-            "m" | "min" => n * 60.0,
-            "s" => n,
-            "ms" => n / 1000.0,
-            _ => return Err(format!("{text}: unknown unit `{unit}` (use h, m, s or ms)")),
-        };
-        total += Duration::from_secs_f64(secs);
-        rest = next;
-    }
-    if total.is_zero() {
-        return Err(format!("{text}: must be more than zero"));
-    }
-    Ok(total)
+    Ok(duration)
 }
 
 impl Args {
@@ -249,37 +206,74 @@ pub fn print_report(report: &SessionReport) {
 
 pub fn run(args: Args) -> Result<()> {
     let root = bench_formats::paths::repo_root()?;
-    let task = args.task()?;
+    let task = absolute_task(args.task()?)?;
     let runs_dir = match &args.runs_dir {
         Some(dir) => absolute(dir)?,
         None => root.join("runs"),
     };
-    let models = match &args.rehearse {
-        Some(script) => {
-            let mut path = absolute(script)?;
-            // `--rehearse generate-l1` names a script shipped in rehearsal/.
-            if !path.exists() && script.components().count() == 1 {
-                let name = script.to_string_lossy();
-                let shipped = root.join("rehearsal").join(if name.ends_with(".toml") {
-                    name.into_owned()
-                } else {
-                    format!("{name}.toml")
-                });
-                if shipped.is_file() {
-                    path = shipped;
-                }
-            }
-            if !path.is_file() {
-                bail!(
-                    "rehearsal script {} does not exist (the scripts shipped are in rehearsal/)",
-                    path.display()
-                );
-            }
-            ModelSource::Rehearsal(path)
+    let models = model_source(args.rehearse.as_deref(), &root)?;
+    // Check what can be checked before installing or starting anything.
+    let backend = match &task {
+        Task::Generate { backend, .. } => backend.clone(),
+        Task::Upgrade { app_dir, .. } | Task::Fix { app_dir, .. } => {
+            crate::layout::open_app(app_dir)?.state.backend
         }
-        None => ModelSource::Anthropic,
     };
-    let task = match task {
+    let content = Content::load(&root)?;
+    content.backend(&backend)?;
+    match &models {
+        ModelSource::Rehearsal(path) => {
+            scripted_api::Script::load(path)?;
+        }
+        ModelSource::Anthropic => run::require_api_key(&[])?,
+    }
+    let agent_bin = crate::agent::resolve_agent_bin(args.agent_bin.as_deref(), &root)?;
+    let telemetry = telemetry_sink(&args, &root, &backend, &models)?;
+    let extra_env = agent_config_env(&root)?;
+    let opts = RunOptions {
+        task,
+        root,
+        runs_dir,
+        variant: args.variant,
+        rules: args.rules,
+        run_index: args.run_index,
+        model: args.model.clone(),
+        max_budget_usd: args.max_budget_usd,
+        timeout: Some(args.timeout),
+        agent_bin,
+        models,
+        telemetry,
+        ui_contracts: !args.no_ui_contracts,
+        show_progress: true,
+        cancel: Cancel::new(),
+        flush_wait: Duration::from_secs(10),
+        extra_env,
+    };
+    let report = run::run_session(&opts)?;
+    print_report(&report);
+    print_next_steps(&report, content.levels().max_level());
+    if !report.succeeded() {
+        bail!(
+            "the agent session ended {} (exit code {}, {} {}); its cost and transcript are kept in {}",
+            report.outcome,
+            report
+                .exit_code
+                .map_or("none".to_owned(), |c| c.to_string()),
+            report.marker,
+            if report.marker_seen {
+                "seen"
+            } else {
+                "not seen"
+            },
+            report.session_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The task with its app folder made absolute (the session runs the agent elsewhere).
+fn absolute_task(task: Task) -> Result<Task> {
+    Ok(match task {
         Task::Upgrade {
             app_dir,
             level,
@@ -303,110 +297,148 @@ pub fn run(args: Args) -> Result<()> {
             resume,
         },
         t => t,
+    })
+}
+
+/// The Anthropic API, or the rehearsal script `--rehearse` names (a path, or the name of a
+/// script shipped in rehearsal/).
+fn model_source(rehearse: Option<&std::path::Path>, root: &std::path::Path) -> Result<ModelSource> {
+    let Some(script) = rehearse else {
+        return Ok(ModelSource::Anthropic);
     };
-    // Check what can be checked before installing or starting anything.
-    let backend = match &task {
-        Task::Generate { backend, .. } => backend.clone(),
-        Task::Upgrade { app_dir, .. } | Task::Fix { app_dir, .. } => {
-            crate::layout::open_app(app_dir)?.state.backend
+    let mut path = absolute(script)?;
+    if !path.exists() && script.components().count() == 1 {
+        let name = script.to_string_lossy();
+        let shipped = root.join("rehearsal").join(if name.ends_with(".toml") {
+            name.into_owned()
+        } else {
+            format!("{name}.toml")
+        });
+        if shipped.is_file() {
+            path = shipped;
         }
-    };
-    bench_content::Content::load(&root)?.backend(&backend)?;
-    if let ModelSource::Rehearsal(path) = &models {
-        scripted_api::Script::load(path)?;
-    } else if std::env::var_os("ANTHROPIC_API_KEY").is_none_or(|v| v.is_empty()) {
+    }
+    if !path.is_file() {
         bail!(
-            "ANTHROPIC_API_KEY is not set: export your Anthropic API key to run a real (paid) session, or add --rehearse rehearsal/generate-l1.toml for a zero-cost rehearsal"
+            "rehearsal script {} does not exist (the scripts shipped are in rehearsal/)",
+            path.display()
         );
     }
-    let agent_bin = crate::agent::resolve_agent_bin(args.agent_bin.as_deref(), &root)?;
-    let telemetry = match (&args.otlp_endpoint, &args.telemetry_dir) {
-        (Some(endpoint), Some(dir)) => TelemetrySink {
+    Ok(ModelSource::Rehearsal(path))
+}
+
+/// Where the agent's telemetry goes: the receiver the options name, or the embedded
+/// infrastructure (started if it is not running).
+fn telemetry_sink(
+    args: &Args,
+    root: &std::path::Path,
+    backend: &str,
+    models: &ModelSource,
+) -> Result<TelemetrySink> {
+    if let (Some(endpoint), Some(dir)) = (&args.otlp_endpoint, &args.telemetry_dir) {
+        return Ok(TelemetrySink {
             endpoint: endpoint.clone(),
             protocol: "http/json".to_owned(),
             dir: absolute(dir)?,
-        },
-        _ => {
-            let needs = bench_infra::Needs::for_backend(&backend);
-            let infra = match bench_infra::ensure_up(&root, &needs) {
-                Ok(infra) => infra,
-                // A rehearsal runs no app: telemetry alone will do if the database cannot start.
-                Err(e) if matches!(models, ModelSource::Rehearsal(_)) => {
-                    eprintln!(
-                        "warning: {e:#}\n(continuing the rehearsal with telemetry only: it runs no app)"
-                    );
-                    bench_infra::ensure_up(
-                        &root,
-                        &bench_infra::Needs {
-                            otlp: true,
-                            ..bench_infra::Needs::default()
-                        },
-                    )
-                    .context("cannot bring up the telemetry receiver (`cargo xtask bench-infra status` shows what runs)")?
-                }
-                Err(e) => {
-                    return Err(e).context(
-                        "cannot bring up the telemetry receiver and database (`cargo xtask bench-infra status` shows what runs)",
-                    );
-                }
-            };
+        });
+    }
+    let needs = bench_infra::Needs::for_backend(Content::load(root)?.backend(backend)?);
+    let infra = match bench_infra::ensure_up(root, &needs) {
+        Ok(infra) => infra,
+        // A rehearsal runs no app: telemetry alone will do if the database cannot start.
+        Err(e) if matches!(models, ModelSource::Rehearsal(_)) => {
             eprintln!(
-                "infrastructure ({:?}): telemetry → {} ({}){}",
-                infra.mode,
-                infra.otlp_http_endpoint,
-                infra.telemetry_dir.display(),
-                infra
-                    .pg_url
-                    .as_deref()
-                    .map(|u| format!(", PostgreSQL {u}"))
-                    .unwrap_or_default()
+                "warning: {e:#}\n(continuing the rehearsal with telemetry only: it runs no app)"
             );
-            TelemetrySink {
-                endpoint: infra.otlp_http_endpoint,
-                protocol: "http/json".to_owned(),
-                dir: infra.telemetry_dir,
-            }
+            let telemetry_only = bench_infra::Needs {
+                otlp: true,
+                ..bench_infra::Needs::default()
+            };
+            bench_infra::ensure_up(root, &telemetry_only)
+                .context("cannot bring up the telemetry receiver (`cargo xtask bench-infra status` shows what runs)")?
+        }
+        Err(e) => {
+            return Err(e).context(
+                "cannot bring up the telemetry receiver and database (`cargo xtask bench-infra status` shows what runs)",
+            );
         }
     };
-    let extra_env = agent_config_env(&root)?;
-    let opts = RunOptions {
-        task,
-        root,
-        runs_dir,
-        variant: args.variant.map(|v| v.as_str().to_owned()),
-        rules: args.rules,
-        run_index: args.run_index,
-        model: args.model.clone(),
-        max_budget_usd: args.max_budget_usd,
-        timeout: Some(args.timeout),
-        agent_bin,
-        models,
-        telemetry,
-        ui_contracts: !args.no_ui_contracts,
-        show_progress: true,
-        cancel: Cancel::new(),
-        flush_wait: Duration::from_secs(10),
-        extra_env,
-    };
-    let report = run::run_session(&opts)?;
-    print_report(&report);
-    if !report.succeeded() {
-        bail!(
-            "the agent session ended {} (exit code {}, {} {}); its cost and transcript are kept in {}",
-            report.outcome,
-            report
-                .exit_code
-                .map_or("none".to_owned(), |c| c.to_string()),
-            report.marker,
-            if report.marker_seen {
-                "seen"
-            } else {
-                "not seen"
-            },
-            report.session_dir.display()
-        );
+    eprintln!(
+        "infrastructure ({:?}): telemetry → {} ({}){}",
+        infra.mode,
+        infra.otlp_http_endpoint,
+        infra.telemetry_dir.display(),
+        infra
+            .pg_url
+            .as_deref()
+            .map(|u| format!(", PostgreSQL {u}"))
+            .unwrap_or_default()
+    );
+    Ok(TelemetrySink {
+        endpoint: infra.otlp_http_endpoint,
+        protocol: "http/json".to_owned(),
+        dir: infra.telemetry_dir,
+    })
+}
+
+/// Prints what to run next for the app, as the original harness did.
+fn print_next_steps(report: &SessionReport, max_level: u32) {
+    let cwd = std::env::current_dir().ok();
+    let app = cwd
+        .as_deref()
+        .and_then(|d| report.app_dir.strip_prefix(d).ok())
+        .unwrap_or(&report.app_dir);
+    println!();
+    println!("next:");
+    for line in next_steps(report, &app.display().to_string(), max_level) {
+        println!("  {line}");
     }
-    Ok(())
+}
+
+/// The commands that take the app on from where this session left it: grade, then fix or
+/// upgrade; or run the session again if it did not complete.
+pub fn next_steps(report: &SessionReport, app: &str, max_level: u32) -> Vec<String> {
+    let level = report.level;
+    let grade = format!("cargo xtask bench-grade {app}");
+    let fix = format!("cargo xtask bench-run --fix {app}");
+    let upgrade = format!(
+        "cargo xtask bench-run --upgrade {app} --level {}",
+        level + 1
+    );
+    if report.outcome != Outcome::Completed {
+        let again = match report.phase {
+            Phase::Generate => "the same `cargo xtask bench-run --backend …` command".to_owned(),
+            Phase::Upgrade => format!("cargo xtask bench-run --upgrade {app} --level {level}"),
+            Phase::Fix => fix,
+        };
+        return vec![format!(
+            "see why it ended {} in {}, then run it again: {again}",
+            report.outcome,
+            report.session_dir.display()
+        )];
+    }
+    let mut steps = vec![format!("grade level {level}: {grade}")];
+    steps.push(format!(
+        "if grading wrote bugs into {}: {fix}",
+        bench_formats::files::BUG_REPORT_FILE
+    ));
+    if level < max_level {
+        steps.push(format!("when it passes, upgrade: {upgrade}"));
+    } else {
+        steps.push(format!(
+            "level {level} is the last one: when it passes, report: cargo xtask bench-report {}",
+            run_dir_of(&report.app_dir).display()
+        ));
+    }
+    steps
+}
+
+/// `runs/<variant>-<date>` of an app in `runs/<variant>-<date>/<backend>/results/<app>`.
+fn run_dir_of(app_dir: &std::path::Path) -> PathBuf {
+    app_dir
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| app_dir.to_path_buf(), std::path::Path::to_path_buf)
 }
 
 /// The agent's own configuration folder: the harness's `.bench/agent-config`, so that the
@@ -514,6 +546,58 @@ mod tests {
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    fn finished(phase: Phase, level: u32, outcome: Outcome) -> SessionReport {
+        let app_dir =
+            PathBuf::from("/r/runs/sequential-upgrade-20260406/postgres/results/chat-app-x");
+        SessionReport {
+            run_id: "postgres-level1-x".into(),
+            session_id: "s".into(),
+            phase,
+            level,
+            app_dir,
+            session_dir: PathBuf::from("/r/runs/t"),
+            outcome,
+            exit_code: Some(0),
+            marker: "DEPLOY_COMPLETE".into(),
+            marker_seen: true,
+            cost: None,
+            cost_error: None,
+            cli_total_cost_usd: None,
+            agent_result: None,
+        }
+    }
+
+    #[test]
+    fn the_next_step_is_grading_then_a_fix_or_the_next_level() {
+        let done = next_steps(&finished(Phase::Generate, 1, Outcome::Completed), "app", 12);
+        assert_eq!(done[0], "grade level 1: cargo xtask bench-grade app");
+        assert!(
+            done[1].ends_with("cargo xtask bench-run --fix app"),
+            "{done:?}"
+        );
+        assert!(
+            done[2].ends_with("cargo xtask bench-run --upgrade app --level 2"),
+            "{done:?}"
+        );
+
+        let last = next_steps(&finished(Phase::Fix, 12, Outcome::Completed), "app", 12);
+        assert!(
+            last[2].ends_with("cargo xtask bench-report /r/runs/sequential-upgrade-20260406"),
+            "{last:?}"
+        );
+
+        let failed = next_steps(&finished(Phase::Upgrade, 3, Outcome::Timeout), "app", 12);
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].contains("ended timeout in /r/runs/t"),
+            "{failed:?}"
+        );
+        assert!(
+            failed[0].ends_with("cargo xtask bench-run --upgrade app --level 3"),
+            "{failed:?}"
+        );
     }
 
     #[test]

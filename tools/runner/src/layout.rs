@@ -14,7 +14,7 @@ use bench_formats::{AppState, Phase};
 use chrono::{DateTime, Local};
 
 /// The app's state file, relative to the app folder.
-pub const STATE_FILE: &str = ".bench/state.json";
+pub use bench_formats::files::STATE_FILE;
 
 /// Local time as used in folder names: `YYYYMMDD-HHMMSS`.
 pub fn stamp(t: &DateTime<Local>) -> String {
@@ -222,8 +222,8 @@ mod tests {
         AppState {
             backend: "postgres".into(),
             level: 1,
-            variant: "sequential-upgrade".into(),
-            rules: "guided".into(),
+            variant: bench_formats::Variant::SequentialUpgrade,
+            rules: bench_formats::Rules::Guided,
             run_index,
             ..AppState::default()
         }

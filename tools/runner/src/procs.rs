@@ -3,53 +3,21 @@
 //! are re-parented and can no longer be found from it. The tracker therefore notes every
 //! descendant while the agent runs, and stops the ones still alive when the session ends
 //! (dev servers and watchers left behind would hold the app's ports for the next session).
+//! Reading and signalling processes is bench-proc's.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// `(ppid, start time in clock ticks)` of a process, from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(i32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold anything: parse after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is the state (field 3), so field N is fields[N - 3].
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((ppid, start))
-}
-
-/// Every process's parent, from `/proc`.
-fn parents() -> HashMap<i32, i32> {
-    let mut out = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some((ppid, _)) = stat(pid) {
-            out.insert(pid, ppid);
-        }
-    }
-    out
-}
-
 /// Notes the descendants of one process, and stops them at the end.
 #[derive(Debug)]
 pub struct Tracker {
-    root: i32,
+    root: u32,
     /// pid → start time, so a recycled pid is never mistaken for a noted process.
-    known: HashMap<i32, u64>,
+    known: HashMap<u32, u64>,
 }
 
 impl Tracker {
-    pub fn new(root: i32) -> Tracker {
+    pub fn new(root: u32) -> Tracker {
         Tracker {
             root,
             known: HashMap::new(),
@@ -58,58 +26,43 @@ impl Tracker {
 
     /// Notes the root's current descendants.
     pub fn scan(&mut self) {
-        let parents = parents();
-        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-        for (&pid, &ppid) in &parents {
-            children.entry(ppid).or_default().push(pid);
-        }
-        let mut stack = vec![self.root];
-        while let Some(p) = stack.pop() {
-            for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-                if let Some((_, start)) = stat(c) {
-                    self.known.entry(c).or_insert(start);
-                }
-                stack.push(c);
+        for pid in bench_proc::descendants(self.root) {
+            if let Some(stat) = bench_proc::stat(pid) {
+                self.known.entry(pid).or_insert(stat.start_ticks);
             }
         }
     }
 
-    /// Noted processes that still run (same pid, same start time).
-    pub fn alive(&self) -> Vec<i32> {
-        let mut out: Vec<i32> = self
+    /// Noted processes that still run (same pid, same start time, not a zombie).
+    pub fn alive(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = self
             .known
             .iter()
-            .filter(|(pid, start)| stat(**pid).is_some_and(|(_, s)| s == **start))
+            .filter(|(pid, start)| {
+                bench_proc::stat(**pid).is_some_and(|s| s.start_ticks == **start && !s.zombie)
+            })
             .map(|(pid, _)| *pid)
             .collect();
         out.sort_unstable();
         out
     }
 
-    /// SIGTERM to every noted process still alive, SIGKILL to those alive after `grace`.
-    /// Returns how many were still running.
+    /// SIGTERM to every noted process still alive, SIGKILL to those alive after `grace`
+    /// (all at once, not one after the other). Returns how many were still running.
     pub async fn stop_leftovers(&self, grace: Duration) -> usize {
         let alive = self.alive();
-        for &pid in &alive {
-            // SAFETY: kill(2) on a pid this tracker saw descend from the agent, checked
-            // against its start time just above.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
         if alive.is_empty() {
             return 0;
         }
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline && !self.alive().is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        for pid in self.alive() {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
+        let pids = alive.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            std::thread::scope(|s| {
+                for pid in pids {
+                    s.spawn(move || bench_proc::terminate(pid, grace));
+                }
+            });
+        })
+        .await;
         alive.len()
     }
 }
@@ -126,7 +79,7 @@ mod tests {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let root = child.id().unwrap() as i32;
+        let root = child.id().unwrap();
         let mut tracker = Tracker::new(root);
         let start = std::time::Instant::now();
         while tracker.alive().is_empty() {

@@ -1,13 +1,15 @@
 //! Running the agent CLI for one session: its command line and environment, its transcript,
 //! progress on the terminal, and how it ends (exit, timeout, interruption).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use bench_formats::Outcome;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -167,6 +169,9 @@ pub struct AgentInvocation {
     pub env_remove: Vec<String>,
     /// The text the agent prints when done.
     pub marker: String,
+    /// Further CLI arguments, after the harness's own (e.g. a grading session's
+    /// `--mcp-config … --strict-mcp-config --tools …`).
+    pub extra_args: Vec<String>,
 }
 
 impl AgentInvocation {
@@ -197,6 +202,7 @@ impl AgentInvocation {
             args.push("--max-budget-usd".to_owned());
             args.push(format!("{budget}"));
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 }
@@ -217,6 +223,21 @@ pub struct AgentExit {
     pub ended: chrono::DateTime<chrono::Local>,
 }
 
+impl AgentExit {
+    /// How the session ended, as the records say it.
+    pub fn outcome(&self) -> Outcome {
+        match self.ending {
+            Ending::Timeout => Outcome::Timeout,
+            Ending::Interrupted => Outcome::Interrupted,
+            Ending::Exited if self.signal.is_some() => Outcome::Killed,
+            Ending::Exited if self.exit_code == Some(0) && self.live.marker_seen => {
+                Outcome::Completed
+            }
+            Ending::Exited => Outcome::Failed,
+        }
+    }
+}
+
 /// What the progress line shows besides elapsed time and turns.
 pub type CostProbe = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
 
@@ -232,54 +253,19 @@ pub async fn run_agent(
     use std::os::unix::process::ExitStatusExt;
 
     let transcript_path = inv.session_dir.join(TRANSCRIPT_FILE);
-    let mut transcript = tokio::fs::File::create(&transcript_path)
-        .await
-        .with_context(|| format!("cannot create {}", transcript_path.display()))?;
-    let stderr_path = inv.session_dir.join(STDERR_FILE);
-    let mut stderr_file = tokio::fs::File::create(&stderr_path)
-        .await
-        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
-
-    let mut cmd = tokio::process::Command::new(&inv.agent_bin);
-    cmd.args(inv.args())
-        .current_dir(&inv.app_dir)
-        .envs(inv.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    for name in &inv.env_remove {
-        cmd.env_remove(name);
-    }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-
+    let transcript = create_file(&transcript_path).await?;
+    let stderr_file = create_file(&inv.session_dir.join(STDERR_FILE)).await?;
     // From the moment the agent exists, Ctrl-C, SIGTERM and a closed terminal (SIGHUP) stop
     // it and let the session be finalized, instead of killing the harness and leaving the
     // agent running (it is in its own process group, so the terminal does not reach it).
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
-    // If the harness itself dies without a chance to clean up, the agent is told to stop.
-    // SAFETY: prctl is async-signal-safe and only changes the child's own settings.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT as libc::c_ulong);
-            Ok(())
-        });
-    }
+    let mut signals = StopSignals::watch()?;
 
     let started = chrono::Local::now();
     let clock = Instant::now();
-    let mut child = cmd.spawn().with_context(|| {
-        format!(
-            "cannot start the agent CLI {} (check --agent-bin)",
-            inv.agent_bin.display()
-        )
-    })?;
+    let mut child = spawn_agent(inv)?;
     let pid = child
         .id()
-        .context("the agent exited before it could be watched")? as i32;
+        .context("the agent exited before it could be watched")?;
     // Which process is the agent (and its process group), for whoever wants to look at it.
     let pid_file = inv.session_dir.join(PID_FILE);
     let _ = tokio::fs::write(&pid_file, format!("{pid}\n")).await;
@@ -292,88 +278,30 @@ pub async fn run_agent(
             let _ = stdin.shutdown().await;
         });
     }
-
     let live = Arc::new(Mutex::new(Live::default()));
     let stdout = child.stdout.take().context("agent stdout not captured")?;
-    let stdout_task = {
-        let live = live.clone();
-        let marker = inv.marker.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut write_error = None;
-            while let Ok(Some(line)) = lines.next_line().await {
-                if write_error.is_none() {
-                    let written = async {
-                        transcript.write_all(line.as_bytes()).await?;
-                        transcript.write_all(b"\n").await?;
-                        transcript.flush().await
-                    }
-                    .await;
-                    if let Err(e) = written {
-                        write_error = Some(e);
-                    }
-                }
-                if let Ok(mut l) = live.lock() {
-                    l.observe(&line, &marker);
-                }
-            }
-            write_error
-        })
-    };
+    let stdout_task = follow_transcript(stdout, transcript, live.clone(), inv.marker.clone());
     let stderr = child.stderr.take().context("agent stderr not captured")?;
     let stderr_task = tokio::spawn(async move {
-        let mut reader = BufReader::new(stderr);
-        let _ = tokio::io::copy(&mut reader, &mut stderr_file).await;
+        let mut stderr_file = stderr_file;
+        let _ = tokio::io::copy(&mut BufReader::new(stderr), &mut stderr_file).await;
         let _ = stderr_file.flush().await;
     });
 
-    let progress = show_progress.then(|| spinner(inv));
-    let deadline = inv.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut last_cost: Option<f64> = None;
-    let mut last_probe = Instant::now() - Duration::from_secs(10);
-
-    let mut tracker = crate::procs::Tracker::new(pid);
-    let mut ending = Ending::Exited;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.context("cannot wait for the agent")?,
-            _ = sigint.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
-            _ = sigterm.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
-            _ = sighup.recv() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
-            _ = cancel.cancelled() => { ending = Ending::Interrupted; break stop_group(&mut child, pid).await?; }
-            _ = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            } => { ending = Ending::Timeout; break stop_group(&mut child, pid).await?; }
-            _ = tick.tick() => {
-                tracker.scan();
-                if let Some(pb) = &progress {
-                    if let Some(probe) = &cost_probe
-                        && last_probe.elapsed() >= Duration::from_secs(2)
-                    {
-                        last_probe = Instant::now();
-                        let probe = probe.clone();
-                        if let Ok(Some(c)) = tokio::task::spawn_blocking(move || probe()).await {
-                            last_cost = Some(c);
-                        }
-                    }
-                    let (turns, tools) = live
-                        .lock()
-                        .map(|l| (l.assistant_messages, l.tool_calls))
-                        .unwrap_or_default();
-                    let cost = last_cost.map_or("–".to_owned(), |c| format!("${c:.4}"));
-                    pb.set_message(format!("turns {turns} · tool calls {tools} · cost so far {cost}"));
-                }
-            }
-        }
+    let mut watch = Watch {
+        tracker: crate::procs::Tracker::new(pid),
+        progress: show_progress.then(|| spinner(inv)),
+        cost_probe,
+        live: live.clone(),
+        last_cost: None,
+        last_probe: Instant::now() - Duration::from_secs(10),
     };
+    let (ending, status) = watch
+        .until_end(&mut child, pid, inv.timeout, cancel, &mut signals)
+        .await?;
     // Whatever the agent left running (dev servers, watchers, in its group or in groups of
     // their own) goes with it.
-    signal_group(pid, libc::SIGTERM);
-    let leftovers_stopped = tracker.stop_leftovers(Duration::from_secs(3)).await;
+    let leftovers_stopped = watch.stop_leftovers(pid).await;
     let _ = tokio::fs::remove_file(&pid_file).await;
 
     // The transcript ends when the pipe closes; a process that escaped the group could keep
@@ -383,9 +311,6 @@ pub async fn run_agent(
         _ => None,
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), stderr_task).await;
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
     if let Some(e) = write_error {
         eprintln!(
             "warning: the transcript {} could not be fully written: {e}",
@@ -405,30 +330,200 @@ pub async fn run_agent(
     })
 }
 
-fn signal_group(pgid: i32, signal: i32) {
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+async fn create_file(path: &Path) -> Result<tokio::fs::File> {
+    tokio::fs::File::create(path)
+        .await
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Starts the agent CLI in a process group of its own, its standard streams piped.
+fn spawn_agent(inv: &AgentInvocation) -> Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(&inv.agent_bin);
+    cmd.args(inv.args())
+        .current_dir(&inv.app_dir)
+        .envs(inv.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for name in &inv.env_remove {
+        cmd.env_remove(name);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // If the harness itself dies without a chance to clean up, the agent is told to stop.
+    // SAFETY: the closure runs in the child between fork and exec; it only makes one
+    // prctl(2) call, which is async-signal-safe and changes the child's own settings.
     unsafe {
-        libc::kill(-pgid, signal);
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)
+        });
+    }
+    cmd.spawn().with_context(|| {
+        format!(
+            "cannot start the agent CLI {} (check --agent-bin)",
+            inv.agent_bin.display()
+        )
+    })
+}
+
+/// Copies the agent's stdout into the transcript, line by line, and follows it in `live`.
+/// Returns the first write error, if any.
+fn follow_transcript(
+    stdout: tokio::process::ChildStdout,
+    mut transcript: tokio::fs::File,
+    live: Arc<Mutex<Live>>,
+    marker: String,
+) -> tokio::task::JoinHandle<Option<std::io::Error>> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut write_error = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if write_error.is_none() {
+                let written = async {
+                    transcript.write_all(line.as_bytes()).await?;
+                    transcript.write_all(b"\n").await?;
+                    transcript.flush().await
+                }
+                .await;
+                if let Err(e) = written {
+                    write_error = Some(e);
+                }
+            }
+            if let Ok(mut l) = live.lock() {
+                l.observe(&line, &marker);
+            }
+        }
+        write_error
+    })
+}
+
+/// The signals that stop a session as Ctrl-C does.
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn watch() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?,
+            term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
+            hup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
+        })
+    }
+
+    async fn any(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
+/// What the harness keeps an eye on while the agent runs: its descendants (to stop the
+/// ones left behind) and the progress line.
+struct Watch {
+    tracker: crate::procs::Tracker,
+    progress: Option<indicatif::ProgressBar>,
+    cost_probe: Option<CostProbe>,
+    live: Arc<Mutex<Live>>,
+    last_cost: Option<f64>,
+    last_probe: Instant,
+}
+
+impl Watch {
+    /// Waits for the agent to end by itself, or stops it on a signal, a cancel or the time
+    /// limit. Returns how it ended and its exit status.
+    async fn until_end(
+        &mut self,
+        child: &mut tokio::process::Child,
+        pgid: u32,
+        timeout: Option<Duration>,
+        cancel: &Cancel,
+        signals: &mut StopSignals,
+    ) -> Result<(Ending, std::process::ExitStatus)> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let ending = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    return Ok((Ending::Exited, status.context("cannot wait for the agent")?));
+                }
+                _ = signals.any() => break Ending::Interrupted,
+                _ = cancel.cancelled() => break Ending::Interrupted,
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => break Ending::Timeout,
+                _ = tick.tick() => self.tick().await,
+            }
+        };
+        Ok((ending, stop_group(child, pgid).await?))
+    }
+
+    /// Notes the agent's descendants and refreshes the progress line.
+    async fn tick(&mut self) {
+        self.tracker.scan();
+        let Some(pb) = &self.progress else {
+            return;
+        };
+        if let Some(probe) = &self.cost_probe
+            && self.last_probe.elapsed() >= Duration::from_secs(2)
+        {
+            self.last_probe = Instant::now();
+            let probe = probe.clone();
+            if let Ok(Some(c)) = tokio::task::spawn_blocking(move || probe()).await {
+                self.last_cost = Some(c);
+            }
+        }
+        let (turns, tools) = self
+            .live
+            .lock()
+            .map(|l| (l.assistant_messages, l.tool_calls))
+            .unwrap_or_default();
+        let cost = self
+            .last_cost
+            .map_or("–".to_owned(), |c| format!("${c:.4}"));
+        pb.set_message(format!(
+            "turns {turns} · tool calls {tools} · cost so far {cost}"
+        ));
+    }
+
+    /// Stops what is left of the agent's group and every process it started that still
+    /// runs; clears the progress line. Returns how many of its processes were still running.
+    async fn stop_leftovers(&mut self, pgid: u32) -> usize {
+        let running = self.tracker.alive().len();
+        let grace = Duration::from_secs(3);
+        let _ = tokio::task::spawn_blocking(move || bench_proc::stop_group(pgid, grace)).await;
+        self.tracker.stop_leftovers(grace).await;
+        if let Some(pb) = self.progress.take() {
+            pb.finish_and_clear();
+        }
+        running
     }
 }
 
 /// Stops the agent's process group: SIGINT first (the CLI then ends its turn, prints its
-/// result and flushes its telemetry, as on Ctrl-C), SIGTERM if it is still running after a
-/// grace period, SIGKILL last. Returns its exit status.
+/// result and flushes its telemetry, as on Ctrl-C), then, if it is still running after a
+/// grace period, SIGTERM and at last SIGKILL to the group and all it started. Returns its
+/// exit status.
 async fn stop_group(
     child: &mut tokio::process::Child,
-    pgid: i32,
+    pgid: u32,
 ) -> Result<std::process::ExitStatus> {
-    for (signal, grace) in [
-        (libc::SIGINT, Duration::from_secs(10)),
-        (libc::SIGTERM, Duration::from_secs(5)),
-    ] {
-        signal_group(pgid, signal);
-        if let Ok(status) = tokio::time::timeout(grace, child.wait()).await {
-            return status.context("cannot wait for the agent");
-        }
+    if let Ok(group) = i32::try_from(pgid) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), Signal::SIGINT);
     }
-    signal_group(pgid, libc::SIGKILL);
+    if let Ok(status) = tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        return status.context("cannot wait for the agent");
+    }
+    let grace = Duration::from_secs(5);
+    let _ = tokio::task::spawn_blocking(move || bench_proc::stop_group(pgid, grace)).await;
     child.wait().await.context("cannot wait for the agent")
 }
 
@@ -494,6 +589,7 @@ mod tests {
             env: vec![],
             env_remove: vec![],
             marker: "X".into(),
+            extra_args: vec![],
         };
         let args = inv.args().join(" ");
         assert!(args.contains("--output-format stream-json --verbose"));

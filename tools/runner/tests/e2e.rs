@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bench_formats::{AppState, CostSummary, Phase, SessionMetadata, read_json};
+use bench_formats::{AppState, CostSummary, Outcome, Phase, SessionMetadata, read_json};
 use bench_runner::{Cancel, ModelSource, RunOptions, SessionReport, Task, TelemetrySink};
 use otlp_receiver::{Receiver, ReceiverConfig, ReceiverHandle};
 
@@ -153,7 +153,7 @@ fn generate_upgrade_and_fix_a_rehearsed_app() {
     let meta = metadata(&gen_report);
     assert_eq!(meta.phase, Some(Phase::Generate));
     assert_eq!(meta.level, Some(1));
-    assert_eq!(meta.outcome.as_deref(), Some("completed"));
+    assert_eq!(meta.outcome, Some(Outcome::Completed));
     assert_eq!(meta.exit_code, Some(0));
     assert_eq!(meta.completion_marker_seen, Some(true));
     assert!(
@@ -377,7 +377,7 @@ fn a_session_stopped_midway_keeps_its_cost_and_says_how_it_ended() {
     );
     assert!(report.app_dir.join("started.txt").is_file());
     let meta = metadata(&report);
-    assert_eq!(meta.outcome.as_deref(), Some("timeout"));
+    assert_eq!(meta.outcome, Some(Outcome::Timeout));
     assert_eq!(meta.completion_marker_seen, Some(false));
     assert!(meta.ended_at_utc.is_some());
     // The two calls made before the stop are costed from the telemetry.
@@ -467,13 +467,14 @@ fn an_agent_killed_from_outside_is_recorded_as_killed_with_its_cost_so_far() {
             .trim()
             .parse()
             .unwrap();
-        // SAFETY: signals one process this test's session started.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        // Signals one process this test's session started.
+        let pid = nix::unistd::Pid::from_raw(pid);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
         run.join().unwrap().unwrap()
     });
     assert_eq!(report.outcome, "killed");
     let meta = metadata(&report);
-    assert_eq!(meta.outcome.as_deref(), Some("killed"));
+    assert_eq!(meta.outcome, Some(Outcome::Killed));
     assert_eq!(meta.exit_code, Some(128 + 9));
     assert_eq!(meta.extra["signal"], 9);
     assert_eq!(meta.completion_marker_seen, Some(false));

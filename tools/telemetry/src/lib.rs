@@ -35,13 +35,12 @@ use bench_formats::{CostSummary, SessionMetadata, read_json, write_json};
 pub use live::{LiveSnapshot, LiveTally};
 pub use scan::{Malformed, Target};
 
-/// File names inside a session folder.
-pub const METADATA_FILE: &str = "metadata.json";
-pub const SUMMARY_FILE: &str = "cost-summary.json";
-pub const REPORT_FILE: &str = "COST_REPORT.md";
+/// File names inside a session folder (the shared ones are named in bench-formats).
+pub use bench_formats::files::{
+    COST_REPORT_FILE as REPORT_FILE, COST_SUMMARY_FILE as SUMMARY_FILE, METADATA_FILE,
+    TRANSCRIPT_FILE,
+};
 pub const RAW_FILE: &str = "raw-telemetry.jsonl";
-/// Where the runner keeps the agent's stream-json transcript.
-pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 /// Where a `--output-format json` result object may be kept.
 pub const RESULT_FILE: &str = "result.json";
 

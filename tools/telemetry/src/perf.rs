@@ -696,7 +696,7 @@ mod tests {
                 session_id: Some(truth.session_id.clone()),
                 ..SessionMetadata::default()
             };
-            write_json(&session.join("metadata.json"), &meta).unwrap();
+            write_json(&session.join(crate::METADATA_FILE), &meta).unwrap();
             let inputs = Inputs {
                 logs: vec![data.clone()],
                 ..Inputs::default()

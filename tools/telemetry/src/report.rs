@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use bench_formats::SessionMetadata;
-use bench_formats::cost::{CostSummary, SourceFigures};
+use bench_formats::cost::{
+    CostSummary, InputStats, Reconciliation, SourceFigures, Status, ToolStats,
+};
 
 use crate::scan::{Collected, Malformed};
 
@@ -38,6 +40,31 @@ pub fn render(
     malformed: &[Malformed],
 ) -> String {
     let mut r = String::new();
+    write_header(&mut r, meta, s);
+    write_totals(&mut r, s);
+    if !s.models.is_empty() {
+        write_models(&mut r, s);
+    }
+    if !c.calls.is_empty() {
+        write_calls(&mut r, c);
+    }
+    if let Some(t) = s.tools.as_ref().filter(|t| !t.by_tool.is_empty()) {
+        write_tools(&mut r, t);
+    }
+    if !s.api_errors.is_empty() {
+        write_api_errors(&mut r, s);
+    }
+    if let Some(rec) = &s.reconciliation {
+        write_sources(&mut r, rec);
+    }
+    if let Some(i) = &s.inputs {
+        write_inputs(&mut r, s, i, c, malformed);
+    }
+    r
+}
+
+/// Title, what the session was, and when.
+fn write_header(r: &mut String, meta: &SessionMetadata, s: &CostSummary) {
     let title = meta
         .run_id
         .clone()
@@ -54,11 +81,11 @@ pub fn render(
     if let Some(p) = &s.phase {
         facts.push(format!("phase **{p}**"));
     }
-    if !s.variant.is_empty() {
-        facts.push(format!("variant {}", s.variant));
+    if let Some(variant) = s.variant {
+        facts.push(format!("variant {variant}"));
     }
-    if !s.rules.is_empty() {
-        facts.push(format!("rules {}", s.rules));
+    if let Some(rules) = s.rules {
+        facts.push(format!("rules {rules}"));
     }
     if !facts.is_empty() {
         let _ = writeln!(r, "{}.\n", facts.join(", "));
@@ -82,7 +109,10 @@ pub fn render(
             &s.ended_at
         },
     );
+}
 
+/// The totals table, and a warning when no telemetry matched.
+fn write_totals(r: &mut String, s: &CostSummary) {
     let recon = s.reconciliation.as_ref();
     let status = s.status.as_deref().unwrap_or("ok");
     let _ = writeln!(r, "## Totals\n");
@@ -138,217 +168,224 @@ pub fn render(
         let _ = writeln!(r, "| Totals taken from | {} |", rec.trusted_source);
     }
     let _ = writeln!(r, "| Status | {status} |\n");
+}
 
-    if !s.models.is_empty() {
-        let _ = writeln!(r, "## By model\n");
+fn write_models(r: &mut String, s: &CostSummary) {
+    let _ = writeln!(r, "## By model\n");
+    let _ = writeln!(
+        r,
+        "| Model | Calls | Input | Output | Cache reads | Cache writes | Cost | API time |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, m) in &s.models {
         let _ = writeln!(
             r,
-            "| Model | Calls | Input | Output | Cache reads | Cache writes | Cost | API time |"
+            "| {name} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+            m.api_calls,
+            thousands(m.input_tokens),
+            thousands(m.output_tokens),
+            thousands(m.cache_read_tokens),
+            thousands(m.cache_creation_tokens),
+            usd(m.cost_usd),
+            m.duration_sec
         );
-        let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|");
-        for (name, m) in &s.models {
-            let _ = writeln!(
-                r,
-                "| {name} | {} | {} | {} | {} | {} | {} | {:.1} s |",
-                m.api_calls,
-                thousands(m.input_tokens),
-                thousands(m.output_tokens),
-                thousands(m.cache_read_tokens),
-                thousands(m.cache_creation_tokens),
-                usd(m.cost_usd),
-                m.duration_sec
-            );
-        }
-        let _ = writeln!(r);
     }
+    let _ = writeln!(r);
+}
 
-    if !c.calls.is_empty() {
-        let _ = writeln!(r, "## Each API call\n");
+fn write_calls(r: &mut String, c: &Collected) {
+    let _ = writeln!(r, "## Each API call\n");
+    let _ = writeln!(
+        r,
+        "| # | Time (UTC) | Model | Input | Output | Cache reads | Cache writes | Cost | Running total | Took |"
+    );
+    let _ = writeln!(r, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut running = 0.0;
+    for (i, call) in c.calls.iter().enumerate() {
+        running += call.cost_usd;
         let _ = writeln!(
             r,
-            "| # | Time (UTC) | Model | Input | Output | Cache reads | Cache writes | Cost | Running total | Took |"
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+            i + 1,
+            call.timestamp.as_deref().unwrap_or("?"),
+            call.model,
+            thousands(call.input_tokens),
+            thousands(call.output_tokens),
+            thousands(call.cache_read_tokens),
+            thousands(call.cache_creation_tokens),
+            usd(call.cost_usd),
+            usd(running),
+            call.duration_ms / 1000.0
         );
-        let _ = writeln!(r, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
-        let mut running = 0.0;
-        for (i, call) in c.calls.iter().enumerate() {
-            running += call.cost_usd;
-            let _ = writeln!(
-                r,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
-                i + 1,
-                call.timestamp.as_deref().unwrap_or("?"),
-                call.model,
-                thousands(call.input_tokens),
-                thousands(call.output_tokens),
-                thousands(call.cache_read_tokens),
-                thousands(call.cache_creation_tokens),
-                usd(call.cost_usd),
-                usd(running),
-                call.duration_ms / 1000.0
-            );
-        }
-        let _ = writeln!(r);
     }
+    let _ = writeln!(r);
+}
 
-    if let Some(t) = s.tools.as_ref().filter(|t| !t.by_tool.is_empty()) {
-        let _ = writeln!(r, "## Tools\n");
-        let _ = writeln!(r, "| Tool | Decisions | Not allowed | Ran | Failed |");
-        let _ = writeln!(r, "|---|---:|---:|---:|---:|");
-        for (name, x) in &t.by_tool {
-            let _ = writeln!(
-                r,
-                "| {name} | {} | {} | {} | {} |",
-                x.decisions, x.rejections, x.results, x.failures
-            );
-        }
-        let _ = writeln!(r);
-    }
-
-    if !s.api_errors.is_empty() {
-        let _ = writeln!(r, "## API errors\n");
-        let _ = writeln!(r, "| Time | Model | Status | Attempt | Error |");
-        let _ = writeln!(r, "|---|---|---|---:|---|");
-        for e in &s.api_errors {
-            let _ = writeln!(
-                r,
-                "| {} | {} | {} | {} | {} |",
-                e.timestamp.as_deref().unwrap_or("?"),
-                e.model.as_deref().unwrap_or("?"),
-                e.status_code.as_deref().unwrap_or("?"),
-                e.attempt.map_or_else(|| "?".to_string(), |a| a.to_string()),
-                e.error.as_deref().unwrap_or("").replace('|', "\\|")
-            );
-        }
-        let _ = writeln!(r);
-    }
-
-    if let Some(rec) = recon {
-        let _ = writeln!(r, "## Three sources, side by side\n");
+fn write_tools(r: &mut String, t: &ToolStats) {
+    let _ = writeln!(r, "## Tools\n");
+    let _ = writeln!(r, "| Tool | Decisions | Not allowed | Ran | Failed |");
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|");
+    for (name, x) in &t.by_tool {
         let _ = writeln!(
             r,
-            "Result: **{}** (tolerance {:.2} %). Totals come from **{}**: {}.\n",
-            rec.status,
-            rec.tolerance * 100.0,
-            rec.trusted_source,
-            rec.reason
+            "| {name} | {} | {} | {} | {} |",
+            x.decisions, x.rejections, x.results, x.failures
         );
+    }
+    let _ = writeln!(r);
+}
+
+fn write_api_errors(r: &mut String, s: &CostSummary) {
+    let _ = writeln!(r, "## API errors\n");
+    let _ = writeln!(r, "| Time | Model | Status | Attempt | Error |");
+    let _ = writeln!(r, "|---|---|---|---:|---|");
+    for e in &s.api_errors {
         let _ = writeln!(
             r,
-            "| Source | Cost (USD) | Calls | Input | Output | Cache reads | Cache writes | vs. trusted | Status |"
+            "| {} | {} | {} | {} | {} |",
+            e.timestamp.as_deref().unwrap_or("?"),
+            e.model.as_deref().unwrap_or("?"),
+            e.status_code.as_deref().unwrap_or("?"),
+            e.attempt.map_or_else(|| "?".to_string(), |a| a.to_string()),
+            e.error.as_deref().unwrap_or("").replace('|', "\\|")
         );
-        let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
-        let row = |r: &mut String, name: &str, f: Option<&SourceFigures>| {
-            let _ = match f {
-                Some(f) => writeln!(
-                    r,
-                    "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    f.cost_usd,
-                    opt_thousands(f.api_calls),
-                    opt_thousands(f.input_tokens),
-                    opt_thousands(f.output_tokens),
-                    opt_thousands(f.cache_read_tokens),
-                    opt_thousands(f.cache_creation_tokens),
-                    f.diff_from_trusted
-                        .map_or_else(|| "–".to_string(), |d| format!("{:+.4} %", d * 100.0)),
-                    f.status.as_deref().unwrap_or("–")
-                ),
-                None => writeln!(r, "| {name} | – | – | – | – | – | – | – | missing |"),
-            };
+    }
+    let _ = writeln!(r);
+}
+
+/// The three sources side by side, and what their differences mean.
+fn write_sources(r: &mut String, rec: &Reconciliation) {
+    let _ = writeln!(r, "## Three sources, side by side\n");
+    let _ = writeln!(
+        r,
+        "Result: **{}** (tolerance {:.2} %). Totals come from **{}**: {}.\n",
+        rec.status,
+        rec.tolerance * 100.0,
+        rec.trusted_source,
+        rec.reason
+    );
+    let _ = writeln!(
+        r,
+        "| Source | Cost (USD) | Calls | Input | Output | Cache reads | Cache writes | vs. trusted | Status |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let row = |r: &mut String, name: &str, f: Option<&SourceFigures>| {
+        let _ = match f {
+            Some(f) => writeln!(
+                r,
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                f.cost_usd,
+                opt_thousands(f.api_calls),
+                opt_thousands(f.input_tokens),
+                opt_thousands(f.output_tokens),
+                opt_thousands(f.cache_read_tokens),
+                opt_thousands(f.cache_creation_tokens),
+                f.diff_from_trusted
+                    .map_or_else(|| "–".to_string(), |d| format!("{:+.4} %", d * 100.0)),
+                f.status.as_deref().unwrap_or("–")
+            ),
+            None => writeln!(r, "| {name} | – | – | – | – | – | – | – | missing |"),
         };
-        row(&mut r, "api_request events", rec.events.as_ref());
-        row(&mut r, "cost/token metrics", rec.metrics.as_ref());
-        row(&mut r, "CLI result object", rec.result.as_ref());
-        let _ = writeln!(r);
-        let _ = writeln!(
-            r,
-            "Calls are counted once per api_request event, and for the CLI result object as the distinct API responses (assistant message ids) of the session's transcript. \
-             The result object's num_turns is the CLI's turn count, which follows tool uses rather than API calls: it is listed below but never compared.\n"
-        );
-        match rec.status.as_str() {
-            "telemetry-incomplete" => {
-                let _ = writeln!(
-                    r,
-                    "Telemetry is incomplete: a telemetry source (status `short`) is below **{}** on every figure that differs, which is what lost records look like (the CLI stopped before exporting its last events, or the collector was down). The totals come from the complete source.\n",
-                    rec.trusted_source
-                );
-            }
-            "mismatch" => {
-                let _ = writeln!(
-                    r,
-                    "**The sources disagree** in a way lost records do not explain (a source reports more than **{}**, or the result object differs from complete events): check the warnings below before using these figures.\n",
-                    rec.trusted_source
-                );
-            }
-            _ => {}
+    };
+    row(r, "api_request events", rec.events.as_ref());
+    row(r, "cost/token metrics", rec.metrics.as_ref());
+    row(r, "CLI result object", rec.result.as_ref());
+    let _ = writeln!(r);
+    let _ = writeln!(
+        r,
+        "Calls are counted once per api_request event, and for the CLI result object as the distinct API responses (assistant message ids) of the session's transcript. \
+         The result object's num_turns is the CLI's turn count, which follows tool uses rather than API calls: it is listed below but never compared.\n"
+    );
+    match rec.status {
+        Status::TelemetryIncomplete => {
+            let _ = writeln!(
+                r,
+                "Telemetry is incomplete: a telemetry source (status `short`) is below **{}** on every figure that differs, which is what lost records look like (the CLI stopped before exporting its last events, or the collector was down). The totals come from the complete source.\n",
+                rec.trusted_source
+            );
         }
-        for f in [&rec.events, &rec.metrics, &rec.result]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(d) = &f.detail {
-                let _ = writeln!(r, "- {d}");
-            }
+        Status::Mismatch => {
+            let _ = writeln!(
+                r,
+                "**The sources disagree** in a way lost records do not explain (a source reports more than **{}**, or the result object differs from complete events): check the warnings below before using these figures.\n",
+                rec.trusted_source
+            );
         }
-        if !rec.warnings.is_empty() {
-            let _ = writeln!(r, "\nWarnings:\n");
-            for w in &rec.warnings {
-                let _ = writeln!(r, "- {w}");
-            }
-        }
-        let _ = writeln!(r);
+        _ => {}
     }
+    for f in [&rec.events, &rec.metrics, &rec.result]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(d) = &f.detail {
+            let _ = writeln!(r, "- {d}");
+        }
+    }
+    if !rec.warnings.is_empty() {
+        let _ = writeln!(r, "\nWarnings:\n");
+        for w in &rec.warnings {
+            let _ = writeln!(r, "- {w}");
+        }
+    }
+    let _ = writeln!(r);
+}
 
-    if let Some(i) = &s.inputs {
-        let _ = writeln!(r, "## What was read\n");
-        for f in &i.files {
-            let _ = writeln!(r, "- `{f}`");
+/// What was read, what was taken and left out, and the malformed lines.
+fn write_inputs(
+    r: &mut String,
+    s: &CostSummary,
+    i: &InputStats,
+    c: &Collected,
+    malformed: &[Malformed],
+) {
+    let _ = writeln!(r, "## What was read\n");
+    for f in &i.files {
+        let _ = writeln!(r, "- `{f}`");
+    }
+    if let Some(f) = &i.result_file {
+        let _ = writeln!(r, "- result object: `{f}`");
+    }
+    let _ = writeln!(
+        r,
+        "\n{} lines ({} bytes); {} parsed as possibly this session's, the rest carried only other sessions' tags. \
+         Taken: {} log records and {} metric points ({} by their own session tag, {} by their resource's tags, {} by time window). \
+         Left out: {} records of other sessions, {} untagged records outside the session's time. Duplicates dropped: {}. Malformed lines: {}.",
+        i.lines,
+        i.bytes,
+        i.candidate_lines,
+        i.log_records,
+        i.metric_points,
+        i.by_record_tag,
+        i.by_resource_tag,
+        i.by_time_window,
+        i.other_sessions,
+        i.untagged_outside_window,
+        i.duplicates,
+        s.malformed_lines.unwrap_or(0)
+    );
+    let others: Vec<String> = c
+        .other_events
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .chain(
+            c.other_metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v} points")),
+        )
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(r, "\nOther records of the session: {}.", others.join(", "));
+    }
+    if !malformed.is_empty() {
+        let _ = writeln!(r, "\nMalformed lines (skipped):\n");
+        for m in malformed.iter().take(MALFORMED_LISTED) {
+            let _ = writeln!(r, "- {m}");
         }
-        if let Some(f) = &i.result_file {
-            let _ = writeln!(r, "- result object: `{f}`");
-        }
-        let _ = writeln!(
-            r,
-            "\n{} lines ({} bytes); {} parsed as possibly this session's, the rest carried only other sessions' tags. \
-             Taken: {} log records and {} metric points ({} by their own session tag, {} by their resource's tags, {} by time window). \
-             Left out: {} records of other sessions, {} untagged records outside the session's time. Duplicates dropped: {}. Malformed lines: {}.",
-            i.lines,
-            i.bytes,
-            i.candidate_lines,
-            i.log_records,
-            i.metric_points,
-            i.by_record_tag,
-            i.by_resource_tag,
-            i.by_time_window,
-            i.other_sessions,
-            i.untagged_outside_window,
-            i.duplicates,
-            s.malformed_lines.unwrap_or(0)
-        );
-        let others: Vec<String> = c
-            .other_events
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .chain(
-                c.other_metrics
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v} points")),
-            )
-            .collect();
-        if !others.is_empty() {
-            let _ = writeln!(r, "\nOther records of the session: {}.", others.join(", "));
-        }
-        if !malformed.is_empty() {
-            let _ = writeln!(r, "\nMalformed lines (skipped):\n");
-            for m in malformed.iter().take(MALFORMED_LISTED) {
-                let _ = writeln!(r, "- {m}");
-            }
-            let total = s.malformed_lines.unwrap_or(0) as usize;
-            if total > MALFORMED_LISTED {
-                let _ = writeln!(r, "- … and {} more", total - MALFORMED_LISTED);
-            }
+        let total = s.malformed_lines.unwrap_or(0) as usize;
+        if total > MALFORMED_LISTED {
+            let _ = writeln!(r, "- … and {} more", total - MALFORMED_LISTED);
         }
     }
-    r
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use bench_formats::SessionMetadata;
-use bench_formats::cost::{CostSummary, ModelUsage, Reconciliation, SourceFigures};
+use bench_formats::cost::{CostSummary, ModelUsage, Reconciliation, SourceFigures, Status};
 
 use crate::metrics::MetricTotals;
 use crate::result::CliResult;
@@ -438,15 +438,15 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
 
     let all_present = events.is_some() && metrics.is_some() && result.is_some();
     let recon_status = if no_telemetry {
-        "no-telemetry"
+        Status::NoTelemetry
     } else if mismatch {
-        "mismatch"
+        Status::Mismatch
     } else if short {
-        "telemetry-incomplete"
+        Status::TelemetryIncomplete
     } else if !all_present {
-        "incomplete"
+        Status::Incomplete
     } else {
-        "ok"
+        Status::Ok
     };
     let status = if no_telemetry {
         "no-telemetry"
@@ -461,8 +461,8 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
     let mut s = CostSummary {
         backend: meta.backend.clone().unwrap_or_default(),
         level: meta.level.unwrap_or(0),
-        variant: meta.variant.clone().unwrap_or_default(),
-        rules: meta.rules.clone().unwrap_or_default(),
+        variant: meta.variant,
+        rules: meta.rules,
         run_index: meta.run_index.unwrap_or(0),
         session_id: meta
             .session_id
@@ -481,7 +481,7 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
         ),
         schema_version: Some(SCHEMA_VERSION),
         status: Some(status.to_string()),
-        phase: meta.effective_phase().map(|p| p.as_str().to_string()),
+        phase: meta.effective_phase(),
         run_id: meta.run_id.clone(),
         malformed_lines: Some(c.malformed_count),
         inputs: Some(c.stats.clone()),
@@ -547,7 +547,7 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
     }
     s.api_errors = c.api_errors.clone();
     s.reconciliation = Some(Reconciliation {
-        status: recon_status.to_string(),
+        status: recon_status,
         tolerance: tol,
         trusted_source: trusted.map_or("none", Source::as_str).to_string(),
         reason,

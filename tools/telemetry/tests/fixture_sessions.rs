@@ -55,7 +55,7 @@ fn session_dir(root: &Path, name: &str, extra: Value) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let mut meta = json!({
         "runId": rid, "sessionId": sid, "backend": name.split('-').next().unwrap(),
-        "level": 1, "phase": "generate", "variant": "fixture", "rules": "guided", "runIndex": 0
+        "level": 1, "phase": "generate", "variant": "sequential-upgrade", "rules": "guided", "runIndex": 0
     });
     for (k, v) in extra.as_object().unwrap() {
         meta[k] = v.clone();
