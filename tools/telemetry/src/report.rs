@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use bench_formats::SessionMetadata;
-use bench_formats::cost::{CostSummary, InputStats, Reconciliation, SourceFigures, ToolStats};
+use bench_formats::cost::{
+    CostSummary, InputStats, Reconciliation, SourceFigures, Status, ToolStats,
+};
 
 use crate::scan::{Collected, Malformed};
 
@@ -79,11 +81,11 @@ fn write_header(r: &mut String, meta: &SessionMetadata, s: &CostSummary) {
     if let Some(p) = &s.phase {
         facts.push(format!("phase **{p}**"));
     }
-    if !s.variant.is_empty() {
-        facts.push(format!("variant {}", s.variant));
+    if let Some(variant) = s.variant {
+        facts.push(format!("variant {variant}"));
     }
-    if !s.rules.is_empty() {
-        facts.push(format!("rules {}", s.rules));
+    if let Some(rules) = s.rules {
+        facts.push(format!("rules {rules}"));
     }
     if !facts.is_empty() {
         let _ = writeln!(r, "{}.\n", facts.join(", "));
@@ -294,15 +296,15 @@ fn write_sources(r: &mut String, rec: &Reconciliation) {
         "Calls are counted once per api_request event, and for the CLI result object as the distinct API responses (assistant message ids) of the session's transcript. \
          The result object's num_turns is the CLI's turn count, which follows tool uses rather than API calls: it is listed below but never compared.\n"
     );
-    match rec.status.as_str() {
-        "telemetry-incomplete" => {
+    match rec.status {
+        Status::TelemetryIncomplete => {
             let _ = writeln!(
                 r,
                 "Telemetry is incomplete: a telemetry source (status `short`) is below **{}** on every figure that differs, which is what lost records look like (the CLI stopped before exporting its last events, or the collector was down). The totals come from the complete source.\n",
                 rec.trusted_source
             );
         }
-        "mismatch" => {
+        Status::Mismatch => {
             let _ = writeln!(
                 r,
                 "**The sources disagree** in a way lost records do not explain (a source reports more than **{}**, or the result object differs from complete events): check the warnings below before using these figures.\n",
