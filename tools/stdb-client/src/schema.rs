@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use serde_json::Value as Json;
 use spacetimedb_lib::db::raw_def::v9::{Lifecycle, RawModuleDefV9, TableAccess};
-use spacetimedb_lib::sats::{ArrayValue, F32, F64, Typespace, i256, u256};
+use spacetimedb_lib::sats::{ArrayValue, F32, F64, SumType, Typespace, i256, u256};
 use spacetimedb_lib::{
     AlgebraicType, AlgebraicValue, ConnectionId, Identity, ProductType, ProductTypeElement,
     ProductValue, Timestamp, bsatn,
@@ -498,67 +498,8 @@ pub fn json_to_value(v: &Json, ty: &AlgebraicType) -> Result<AlgebraicValue> {
         AlgebraicType::Product(p) if p.is_time_duration() => {
             AlgebraicValue::product([AlgebraicValue::I64(int_from_json::<i64>(v, ty)?)])
         }
-        AlgebraicType::Product(p) => {
-            let mut values = Vec::with_capacity(p.elements.len());
-            match v {
-                Json::Object(map) => {
-                    for key in map.keys() {
-                        if !p
-                            .elements
-                            .iter()
-                            .any(|e| e.name.as_deref() == Some(key.as_str()))
-                        {
-                            bail!("{} has no field `{key}`", type_name(ty));
-                        }
-                    }
-                    for (i, e) in p.elements.iter().enumerate() {
-                        let name = e.name.as_deref().unwrap_or("");
-                        let value = match map.get(name) {
-                            Some(field) => json_to_value(field, &e.algebraic_type)
-                                .with_context(|| format!("field `{name}`"))?,
-                            None if e.algebraic_type.is_option() => AlgebraicValue::OptionNone(),
-                            None => bail!("field `{name}` (#{i}) of {} is missing", type_name(ty)),
-                        };
-                        values.push(value);
-                    }
-                }
-                Json::Array(items) if items.len() == p.elements.len() => {
-                    for (item, e) in items.iter().zip(p.elements.iter()) {
-                        values.push(json_to_value(item, &e.algebraic_type)?);
-                    }
-                }
-                _ => return Err(mismatch()),
-            }
-            AlgebraicValue::product(values)
-        }
-        AlgebraicType::Sum(sum) => {
-            if let Some(inner) = sum.as_option() {
-                return Ok(match v {
-                    Json::Null => AlgebraicValue::OptionNone(),
-                    other => AlgebraicValue::OptionSome(json_to_value(other, inner)?),
-                });
-            }
-            let (tag_name, payload) = match v {
-                Json::String(s) => (s.as_str(), None),
-                Json::Object(map) if map.len() == 1 => {
-                    let (k, val) = map.iter().next().ok_or_else(mismatch)?;
-                    (k.as_str(), Some(val))
-                }
-                _ => return Err(mismatch()),
-            };
-            let (tag, variant) = sum
-                .get_variant(tag_name)
-                .ok_or_else(|| anyhow!("`{tag_name}` is not a variant of {}", type_name(ty)))?;
-            let value = match payload {
-                Some(p) => json_to_value(p, &variant.algebraic_type)?,
-                None if variant.is_unit() => AlgebraicValue::unit(),
-                None => bail!(
-                    "variant `{tag_name}` of {} needs a value: {{\"{tag_name}\": …}}",
-                    type_name(ty)
-                ),
-            };
-            AlgebraicValue::sum(tag, value)
-        }
+        AlgebraicType::Product(p) => product_from_json(v, p, ty)?,
+        AlgebraicType::Sum(sum) => sum_from_json(v, sum, ty)?,
         AlgebraicType::Array(a) => {
             if let (AlgebraicType::U8, Json::String(hex)) = (&*a.elem_ty, v) {
                 return Ok(AlgebraicValue::Bytes(decode_hex(hex)?.into()));
@@ -574,6 +515,73 @@ pub fn json_to_value(v: &Json, ty: &AlgebraicType) -> Result<AlgebraicValue> {
             AlgebraicValue::Array(array_of(values, &a.elem_ty)?)
         }
     })
+}
+
+/// A product (struct) from a JSON object by field name, or an array in field order.
+fn product_from_json(v: &Json, p: &ProductType, ty: &AlgebraicType) -> Result<AlgebraicValue> {
+    let mismatch = || anyhow!("expected a {} but got {}", type_name(ty), describe_json(v));
+    let mut values = Vec::with_capacity(p.elements.len());
+    match v {
+        Json::Object(map) => {
+            for key in map.keys() {
+                if !p
+                    .elements
+                    .iter()
+                    .any(|e| e.name.as_deref() == Some(key.as_str()))
+                {
+                    bail!("{} has no field `{key}`", type_name(ty));
+                }
+            }
+            for (i, e) in p.elements.iter().enumerate() {
+                let name = e.name.as_deref().unwrap_or("");
+                let value = match map.get(name) {
+                    Some(field) => json_to_value(field, &e.algebraic_type)
+                        .with_context(|| format!("field `{name}`"))?,
+                    None if e.algebraic_type.is_option() => AlgebraicValue::OptionNone(),
+                    None => bail!("field `{name}` (#{i}) of {} is missing", type_name(ty)),
+                };
+                values.push(value);
+            }
+        }
+        Json::Array(items) if items.len() == p.elements.len() => {
+            for (item, e) in items.iter().zip(p.elements.iter()) {
+                values.push(json_to_value(item, &e.algebraic_type)?);
+            }
+        }
+        _ => return Err(mismatch()),
+    }
+    Ok(AlgebraicValue::product(values))
+}
+
+/// An option (`null` or the value) or a sum variant (`"Tag"` or `{"Tag": value}`).
+fn sum_from_json(v: &Json, sum: &SumType, ty: &AlgebraicType) -> Result<AlgebraicValue> {
+    let mismatch = || anyhow!("expected a {} but got {}", type_name(ty), describe_json(v));
+    if let Some(inner) = sum.as_option() {
+        return Ok(match v {
+            Json::Null => AlgebraicValue::OptionNone(),
+            other => AlgebraicValue::OptionSome(json_to_value(other, inner)?),
+        });
+    }
+    let (tag_name, payload) = match v {
+        Json::String(s) => (s.as_str(), None),
+        Json::Object(map) if map.len() == 1 => {
+            let (k, val) = map.iter().next().ok_or_else(mismatch)?;
+            (k.as_str(), Some(val))
+        }
+        _ => return Err(mismatch()),
+    };
+    let (tag, variant) = sum
+        .get_variant(tag_name)
+        .ok_or_else(|| anyhow!("`{tag_name}` is not a variant of {}", type_name(ty)))?;
+    let value = match payload {
+        Some(p) => json_to_value(p, &variant.algebraic_type)?,
+        None if variant.is_unit() => AlgebraicValue::unit(),
+        None => bail!(
+            "variant `{tag_name}` of {} needs a value: {{\"{tag_name}\": …}}",
+            type_name(ty)
+        ),
+    };
+    Ok(AlgebraicValue::sum(tag, value))
 }
 
 fn decode_hex(s: &str) -> Result<Vec<u8>> {

@@ -439,10 +439,10 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
 
     loop {
         let now = Instant::now();
-        while let Some(origin) = inflight.oldest() {
-            if now < origin + plan.timeout {
-                break;
-            }
+        while inflight
+            .oldest()
+            .is_some_and(|origin| now >= origin + plan.timeout)
+        {
             inflight.pop_oldest();
             stats.failed(&series, &timeline, "timeout", now);
         }
@@ -478,17 +478,13 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
                 }
             }
         }
-        let mut wake = drain_deadline;
-        if let Some(oldest) = inflight.oldest() {
-            wake = wake.min(oldest + plan.timeout);
-        }
-        if sending {
-            match plan.scenario {
-                Scenario::Stress => wake = wake.min(end),
-                _ if inflight.live < plan.in_flight => wake = wake.min(next_send),
-                _ => wake = wake.min(end + LATE_GRACE),
-            }
-        }
+        let wake = wake_at(
+            &plan,
+            &inflight,
+            sending.then_some(next_send),
+            end,
+            drain_deadline,
+        );
         if sleep.deadline() != wake.into() {
             sleep.as_mut().reset(wake.into());
         }
@@ -502,14 +498,7 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         }
     }
     let now = Instant::now();
-    // Open-loop schedules that fell behind: sends that were due in the window but never
-    // made it out are reported, not silently dropped.
-    if plan.scenario != Scenario::Stress {
-        while next_send < end {
-            stats.error(&series, "unsent_backlog", now);
-            next_send += interval(&mut rng).max(Duration::from_micros(1));
-        }
-    }
+    report_backlog(&plan, (&mut stats, &series), next_send, end, &mut rng);
     let kind = if broken {
         "disconnected"
     } else {
@@ -519,6 +508,48 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         stats.failed(&series, &timeline, kind, now);
     }
     stats
+}
+
+/// Open-loop schedules that fell behind: sends that were due in the window but never made
+/// it out are reported, not silently dropped.
+fn report_backlog(
+    plan: &Plan,
+    (stats, series): (&mut TaskStats, &Series),
+    mut next_send: Instant,
+    end: Instant,
+    rng: &mut Rng,
+) {
+    if plan.scenario == Scenario::Stress {
+        return;
+    }
+    let now = Instant::now();
+    while next_send < end {
+        stats.error(series, "unsent_backlog", now);
+        next_send += plan.interval(rng).max(Duration::from_micros(1));
+    }
+}
+
+/// When a writer must wake up if no answer comes: the oldest request's timeout, the next
+/// scheduled send (`next_send`, while sending), the end of the window, the drain deadline.
+fn wake_at(
+    plan: &Plan,
+    inflight: &InFlight,
+    next_send: Option<Instant>,
+    end: Instant,
+    drain_deadline: Instant,
+) -> Instant {
+    let mut wake = drain_deadline;
+    if let Some(oldest) = inflight.oldest() {
+        wake = wake.min(oldest + plan.timeout);
+    }
+    if let Some(next_send) = next_send {
+        match plan.scenario {
+            Scenario::Stress => wake = wake.min(end),
+            _ if inflight.live < plan.in_flight => wake = wake.min(next_send),
+            _ => wake = wake.min(end + LATE_GRACE),
+        }
+    }
+    wake
 }
 
 /// Counts one answer; false when the connection is gone.

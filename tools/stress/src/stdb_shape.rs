@@ -370,71 +370,7 @@ impl ChatShape {
                 ("room", ROOM_PARAMS, is_room_key),
             ],
         )?;
-        let message_table = pick_table(
-            schema,
-            hints.message_table.as_deref(),
-            MESSAGE_TABLES,
-            MESSAGE_TABLE_PART,
-        )?
-        .map(|t| {
-            table_role(
-                t,
-                &[
-                    ColumnRule {
-                        role: "room",
-                        given: hints.room_column.as_deref(),
-                        param: param_of(&send_message, "room"),
-                        names: ROOM_PARAMS,
-                        part: Some("room"),
-                        last_resort: LastResort::Nothing,
-                        fits: is_room_key,
-                    },
-                    // Any text column will do for reading messages back: take the first.
-                    ColumnRule {
-                        role: "text",
-                        given: None,
-                        param: param_of(&send_message, "text"),
-                        names: TEXT_PARAMS,
-                        part: None,
-                        last_resort: LastResort::First,
-                        fits: is_text,
-                    },
-                ],
-            )
-        })
-        .transpose()?;
-        let room_table = pick_table(
-            schema,
-            hints.room_table.as_deref(),
-            ROOM_TABLES,
-            ROOM_TABLE_PART,
-        )?
-        .map(|t| {
-            table_role(
-                t,
-                &[
-                    ColumnRule {
-                        role: "id",
-                        given: None,
-                        param: None,
-                        names: ROOM_ID_COLUMNS,
-                        part: Some("_id"),
-                        last_resort: LastResort::Nothing,
-                        fits: is_room_key,
-                    },
-                    ColumnRule {
-                        role: "name",
-                        given: None,
-                        param: param_of(&create_room, "name"),
-                        names: ROOM_NAME_PARAMS,
-                        part: None,
-                        last_resort: LastResort::Only,
-                        fits: is_text,
-                    },
-                ],
-            )
-        })
-        .transpose()?;
+        let (message_table, room_table) = tables(schema, hints, &send_message, &create_room)?;
         if hints.room_column.is_some() && message_table.is_none() {
             bail!(
                 "the hints name the message table's room column, but no message table was found: \
@@ -631,6 +567,81 @@ pub fn sql_literal(v: &Json) -> Result<String> {
         Json::Bool(b) => b.to_string(),
         other => bail!("{other} cannot be written as a SQL literal"),
     })
+}
+
+/// The message table (room and text columns) and the room table (id and name columns).
+fn tables(
+    schema: &ModuleSchema,
+    hints: &ChatHints,
+    send_message: &ReducerCall,
+    create_room: &ReducerCall,
+) -> Result<(Option<TableRole>, Option<TableRole>)> {
+    let message_table = pick_table(
+        schema,
+        hints.message_table.as_deref(),
+        MESSAGE_TABLES,
+        MESSAGE_TABLE_PART,
+    )?
+    .map(|t| {
+        table_role(
+            t,
+            &[
+                ColumnRule {
+                    role: "room",
+                    given: hints.room_column.as_deref(),
+                    param: param_of(send_message, "room"),
+                    names: ROOM_PARAMS,
+                    part: Some("room"),
+                    last_resort: LastResort::Nothing,
+                    fits: is_room_key,
+                },
+                // Any text column will do for reading messages back: take the first.
+                ColumnRule {
+                    role: "text",
+                    given: None,
+                    param: param_of(send_message, "text"),
+                    names: TEXT_PARAMS,
+                    part: None,
+                    last_resort: LastResort::First,
+                    fits: is_text,
+                },
+            ],
+        )
+    })
+    .transpose()?;
+    let room_table = pick_table(
+        schema,
+        hints.room_table.as_deref(),
+        ROOM_TABLES,
+        ROOM_TABLE_PART,
+    )?
+    .map(|t| {
+        table_role(
+            t,
+            &[
+                ColumnRule {
+                    role: "id",
+                    given: None,
+                    param: None,
+                    names: ROOM_ID_COLUMNS,
+                    part: Some("_id"),
+                    last_resort: LastResort::Nothing,
+                    fits: is_room_key,
+                },
+                ColumnRule {
+                    role: "name",
+                    given: None,
+                    param: param_of(create_room, "name"),
+                    names: ROOM_NAME_PARAMS,
+                    part: None,
+                    last_resort: LastResort::Only,
+                    fits: is_text,
+                },
+            ],
+        )
+    })
+    .transpose()?;
+    Ok((message_table, room_table))
 }
 
 #[cfg(test)]

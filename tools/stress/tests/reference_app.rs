@@ -4,7 +4,7 @@
 //! Every shape is driven without an adapter file: discovery (the app's source when given,
 //! probing always) finds it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bench_formats::stress::StressResult;
 use bench_stress::adapter::{AckMode, Adapter};
@@ -179,12 +179,29 @@ fn the_apps_own_shape_found_from_its_source_and_saved_adapters_run_identically()
     .unwrap_err();
     assert!(format!("{err:#}").contains("already exists"), "{err:#}");
     assert_eq!(std::fs::read(&saved).unwrap(), before);
+    rate_and_ceiling(
+        &app,
+        &db_url,
+        out.path(),
+        &saved,
+        [(r, path), (again, path2)],
+    );
+}
 
+/// The open loop follows its target rate; the ceiling is measured on the same PostgreSQL
+/// and `--compare` shows each run's share of it.
+fn rate_and_ceiling(
+    app: &ReferenceApp,
+    db_url: &str,
+    out: &Path,
+    saved: &Path,
+    [(r, path), (_, path2)]: [(StressResult, PathBuf); 2],
+) {
     // The open loop: the achieved rate follows the target.
     let (r3, path3) = run(
         &app.url(),
-        &db_url,
-        out.path(),
+        db_url,
+        out,
         &[
             "--adapter",
             saved.to_str().unwrap(),
@@ -207,12 +224,12 @@ fn the_apps_own_shape_found_from_its_source_and_saved_adapters_run_identically()
 
     // The ceiling on the same PostgreSQL, and each run's share of it.
     let (c, ceiling) = run_once(&args(
-        out.path(),
+        out,
         &[
             "--backend",
             "ceiling",
             "--db-url",
-            &db_url,
+            db_url,
             "--writers",
             "3",
             "--duration",
@@ -221,7 +238,7 @@ fn the_apps_own_shape_found_from_its_source_and_saved_adapters_run_identically()
     ))
     .unwrap();
     assert!(c.verification.passed, "{}", c.verification.detail);
-    let broken = out.path().join("broken.json");
+    let broken = out.join("broken.json");
     std::fs::write(&broken, "{not json").unwrap();
     let table =
         bench_stress::report::compare(&[path, path2, broken.clone(), path3, ceiling]).unwrap();
