@@ -484,102 +484,7 @@ impl Backend {
     pub fn parse(text: &str, file: &str, folder: &str) -> Result<Backend> {
         let parsed: BackendFile =
             toml::from_str(text).map_err(|e| anyhow!("{file}: not a valid backend file: {e}"))?;
-        let mut problems = Vec::new();
-        if parsed.schema != 1 {
-            problems.push(format!(
-                "schema = {} is not supported (this version reads schema = 1)",
-                parsed.schema
-            ));
-        }
-        if parsed.name != folder {
-            problems.push(format!(
-                "name = {:?} must equal its folder name {folder:?}",
-                parsed.name
-            ));
-        }
-        for (what, v) in [
-            ("display_name", &parsed.display_name),
-            ("stack", &parsed.stack),
-            ("app.title", &parsed.app.title),
-        ] {
-            if v.trim().is_empty() {
-                problems.push(format!("{what} is empty"));
-            }
-        }
-        for (what, c) in [
-            ("app.primary", &parsed.app.primary),
-            ("app.accent", &parsed.app.accent),
-        ] {
-            if !(c.len() == 7
-                && c.starts_with('#')
-                && c[1..].chars().all(|h| h.is_ascii_hexdigit()))
-            {
-                problems.push(format!("{what} = {c:?} is not a #rrggbb colour"));
-            }
-        }
-        if parsed.ports.express.is_none() && parsed.ports.spacetime.is_none() {
-            problems.push(
-                "ports: needs `express` or `spacetime` (the server the client talks to)".into(),
-            );
-        }
-        for (what, p) in parsed.port_specs() {
-            if p.base < 1024 {
-                problems.push(format!(
-                    "ports.{what}.base = {} is a privileged port",
-                    p.base
-                ));
-            }
-            if p.at(MAX_RUN_INDEX).is_err() {
-                problems.push(format!(
-                    "ports.{what}: base + per_run * {MAX_RUN_INDEX} exceeds 65535"
-                ));
-            }
-        }
-        let names = template::placeholders(&parsed.database.name);
-        if !names.iter().any(|n| n == "run_index") || names.iter().any(|n| n != "run_index") {
-            problems.push(format!(
-                "database.name = {:?} must use {{{{run_index}}}} and no other placeholder",
-                parsed.database.name
-            ));
-        }
-        for name in &parsed.services {
-            if bench_formats::infra::service(name).is_none() {
-                let known: Vec<&str> = bench_formats::infra::SERVICES
-                    .iter()
-                    .map(|s| s.name)
-                    .collect();
-                problems.push(format!(
-                    "services: {name:?} is not an infrastructure service (known: {})",
-                    known.join(", ")
-                ));
-            }
-        }
-        if parsed.detect.all.is_empty() {
-            problems
-                .push("detect.all is empty: nothing would identify an app of this backend".into());
-        }
-        for (i, r) in parsed.detect.all.iter().enumerate() {
-            if r.path.trim().is_empty() || r.path.starts_with('/') || r.path.contains("..") {
-                problems.push(format!(
-                    "detect.all[{i}].path {:?} must be relative to the app folder",
-                    r.path
-                ));
-            }
-        }
-        for p in &parsed.preflight {
-            if p.run.trim().is_empty() || p.hint.trim().is_empty() {
-                problems.push(format!(
-                    "preflight {:?}: run and hint must not be empty",
-                    p.name
-                ));
-            }
-        }
-        if parsed.commands.start.is_empty() {
-            problems.push("commands.start is empty: the harness could not start the app".into());
-        }
-        if parsed.commands.reset.is_empty() {
-            problems.push("commands.reset is empty: runs could not get a fresh database".into());
-        }
+        let mut problems = parsed.field_problems(folder);
         let mut loc = None;
         match LocRules::compile(&parsed.loc) {
             Ok(l) => loc = Some(l),
@@ -587,48 +492,7 @@ impl Backend {
         }
         // Every template must fill from the run's values.
         if problems.is_empty() {
-            match parsed.vars_for(0, &BTreeMap::new()) {
-                Ok(vars) => {
-                    for p in &parsed.preflight {
-                        for t in [&p.run, &p.hint] {
-                            if let Err(e) =
-                                template::fill(t, &vars, &format!("preflight {:?}", p.name))
-                            {
-                                problems.push(format!("{e:#}"));
-                            }
-                        }
-                    }
-                    let mut vars = vars;
-                    vars.insert("app_dir".into(), "/app".into());
-                    for (kind, list) in [
-                        ("start", &parsed.commands.start),
-                        ("stop", &parsed.commands.stop),
-                        ("reset", &parsed.commands.reset),
-                    ] {
-                        for c in list {
-                            for t in [Some(&c.run), c.ready_url.as_ref(), c.cwd.as_ref()]
-                                .into_iter()
-                                .flatten()
-                            {
-                                if let Err(e) = template::fill(
-                                    t,
-                                    &vars,
-                                    &format!("commands.{kind} {:?}", c.name),
-                                ) {
-                                    problems.push(format!("{e:#}"));
-                                }
-                            }
-                            if c.background && c.ready_url.is_none() {
-                                problems.push(format!(
-                                    "commands.{kind} {:?}: background commands need a ready_url",
-                                    c.name
-                                ));
-                            }
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!("{e:#}")),
-            }
+            problems = parsed.template_problems();
         }
         crate::no_problems(file, &problems)?;
         let loc = loc.ok_or_else(|| anyhow!("{file}: loc rules did not compile"))?;
@@ -796,6 +660,153 @@ impl Backend {
 }
 
 impl BackendFile {
+    /// What is wrong with the file's fields, each a sentence.
+    fn field_problems(&self, folder: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.schema != 1 {
+            problems.push(format!(
+                "schema = {} is not supported (this version reads schema = 1)",
+                self.schema
+            ));
+        }
+        if self.name != folder {
+            problems.push(format!(
+                "name = {:?} must equal its folder name {folder:?}",
+                self.name
+            ));
+        }
+        for (what, v) in [
+            ("display_name", &self.display_name),
+            ("stack", &self.stack),
+            ("app.title", &self.app.title),
+        ] {
+            if v.trim().is_empty() {
+                problems.push(format!("{what} is empty"));
+            }
+        }
+        for (what, c) in [
+            ("app.primary", &self.app.primary),
+            ("app.accent", &self.app.accent),
+        ] {
+            if !(c.len() == 7
+                && c.starts_with('#')
+                && c[1..].chars().all(|h| h.is_ascii_hexdigit()))
+            {
+                problems.push(format!("{what} = {c:?} is not a #rrggbb colour"));
+            }
+        }
+        if self.ports.express.is_none() && self.ports.spacetime.is_none() {
+            problems.push(
+                "ports: needs `express` or `spacetime` (the server the client talks to)".into(),
+            );
+        }
+        for (what, p) in self.port_specs() {
+            if p.base < 1024 {
+                problems.push(format!(
+                    "ports.{what}.base = {} is a privileged port",
+                    p.base
+                ));
+            }
+            if p.at(MAX_RUN_INDEX).is_err() {
+                problems.push(format!(
+                    "ports.{what}: base + per_run * {MAX_RUN_INDEX} exceeds 65535"
+                ));
+            }
+        }
+        let names = template::placeholders(&self.database.name);
+        if !names.iter().any(|n| n == "run_index") || names.iter().any(|n| n != "run_index") {
+            problems.push(format!(
+                "database.name = {:?} must use {{{{run_index}}}} and no other placeholder",
+                self.database.name
+            ));
+        }
+        for name in &self.services {
+            if bench_formats::infra::service(name).is_none() {
+                let known: Vec<&str> = bench_formats::infra::SERVICES
+                    .iter()
+                    .map(|s| s.name)
+                    .collect();
+                problems.push(format!(
+                    "services: {name:?} is not an infrastructure service (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        if self.detect.all.is_empty() {
+            problems
+                .push("detect.all is empty: nothing would identify an app of this backend".into());
+        }
+        for (i, r) in self.detect.all.iter().enumerate() {
+            if r.path.trim().is_empty() || r.path.starts_with('/') || r.path.contains("..") {
+                problems.push(format!(
+                    "detect.all[{i}].path {:?} must be relative to the app folder",
+                    r.path
+                ));
+            }
+        }
+        for p in &self.preflight {
+            if p.run.trim().is_empty() || p.hint.trim().is_empty() {
+                problems.push(format!(
+                    "preflight {:?}: run and hint must not be empty",
+                    p.name
+                ));
+            }
+        }
+        if self.commands.start.is_empty() {
+            problems.push("commands.start is empty: the harness could not start the app".into());
+        }
+        if self.commands.reset.is_empty() {
+            problems.push("commands.reset is empty: runs could not get a fresh database".into());
+        }
+        problems
+    }
+
+    /// Templates of the preflight checks and commands that do not fill from run 0's values,
+    /// and background commands without a ready URL.
+    fn template_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.vars_for(0, &BTreeMap::new()) {
+            Ok(vars) => {
+                for p in &self.preflight {
+                    for t in [&p.run, &p.hint] {
+                        if let Err(e) = template::fill(t, &vars, &format!("preflight {:?}", p.name))
+                        {
+                            problems.push(format!("{e:#}"));
+                        }
+                    }
+                }
+                let mut vars = vars;
+                vars.insert("app_dir".into(), "/app".into());
+                for (kind, list) in [
+                    ("start", &self.commands.start),
+                    ("stop", &self.commands.stop),
+                    ("reset", &self.commands.reset),
+                ] {
+                    for c in list {
+                        for t in [Some(&c.run), c.ready_url.as_ref(), c.cwd.as_ref()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            if let Err(e) =
+                                template::fill(t, &vars, &format!("commands.{kind} {:?}", c.name))
+                            {
+                                problems.push(format!("{e:#}"));
+                            }
+                        }
+                        if c.background && c.ready_url.is_none() {
+                            problems.push(format!(
+                                "commands.{kind} {:?}: background commands need a ready_url",
+                                c.name
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+        problems
+    }
+
     fn port_specs(&self) -> Vec<(&'static str, PortSpec)> {
         let mut out = vec![("vite", self.ports.vite)];
         if let Some(p) = self.ports.express {
