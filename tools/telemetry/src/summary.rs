@@ -330,9 +330,68 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
     let mut metrics = metrics_figures(inp.metrics);
     let mut result = inp.result.map(result_figures);
     let no_telemetry = events.is_none() && metrics.is_none();
+    let (trusted, reason) = choose_trusted(events.as_ref(), metrics.as_ref(), result.as_ref(), tol);
+    let (mut warnings, mismatch, short) = match trusted {
+        Some(t) => compare_with_trusted(inp, t, [&mut events, &mut metrics, &mut result]),
+        None => (Vec::new(), false, false),
+    };
+    input_warnings(inp, [&events, &metrics, &result], &mut warnings);
 
-    // Which source to trust.
-    let (trusted, reason) = match (&events, &metrics, &result) {
+    let all_present = events.is_some() && metrics.is_some() && result.is_some();
+    let recon_status = if no_telemetry {
+        Status::NoTelemetry
+    } else if mismatch {
+        Status::Mismatch
+    } else if short {
+        Status::TelemetryIncomplete
+    } else if !all_present {
+        Status::Incomplete
+    } else {
+        Status::Ok
+    };
+    let status = if no_telemetry {
+        "no-telemetry"
+    } else if trusted == Some(Source::Events) && !mismatch && !short {
+        "ok"
+    } else {
+        "partial"
+    };
+
+    // Totals from the trusted source.
+    let mut s = summary_head(inp, status);
+    fill_from_trusted(
+        &mut s,
+        inp,
+        trusted,
+        [&events, &metrics, &result],
+        &mut warnings,
+    );
+    s.total_tokens = s.total_input_tokens + s.total_output_tokens;
+    if c.stats.log_records > 0 {
+        s.tools = Some(c.tools.clone());
+    }
+    s.api_errors = c.api_errors.clone();
+    s.reconciliation = Some(Reconciliation {
+        status: recon_status,
+        tolerance: tol,
+        trusted_source: trusted.map_or("none", Source::as_str).to_string(),
+        reason,
+        events,
+        metrics,
+        result,
+        warnings,
+    });
+    s
+}
+
+/// Which source to trust, and why.
+fn choose_trusted(
+    events: Option<&SourceFigures>,
+    metrics: Option<&SourceFigures>,
+    result: Option<&SourceFigures>,
+    tol: f64,
+) -> (Option<Source>, String) {
+    match (events, metrics, result) {
         (Some(e), _, Some(r)) if short_of(e, r, tol) => (
             Some(Source::Result),
             format!(
@@ -367,39 +426,57 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
             "no api_request events matched the session; only the cost/token metrics did".to_string(),
         ),
         (None, None, None) => (None, "no source reported anything for this session".to_string()),
-    };
+    }
+}
 
+/// Compares every source with the trusted one (events, metrics, result, in that order);
+/// returns the warnings and whether any source mismatched or fell short.
+fn compare_with_trusted(
+    inp: &Inputs<'_>,
+    t: Source,
+    [events, metrics, result]: [&mut Option<SourceFigures>; 3],
+) -> (Vec<String>, bool, bool) {
+    let tol = inp.tolerance;
     let mut warnings = Vec::new();
     let mut mismatch = false;
     let mut short = false;
-    if let Some(t) = trusted {
-        let trusted_fig = match t {
-            Source::Events => events.clone(),
-            Source::Metrics => metrics.clone(),
-            Source::Result => result.clone(),
-        }
-        .unwrap_or_default();
-        for (name, fig) in [
-            (Source::Events, &mut events),
-            (Source::Metrics, &mut metrics),
-            (Source::Result, &mut result),
-        ] {
-            let Some(fig) = fig else { continue };
-            if name == t {
-                fig.status = Some("trusted".to_string());
-                fig.diff_from_trusted = Some(0.0);
-                continue;
-            }
-            let cost_known = name != Source::Metrics || inp.metrics.has_cost;
-            let (w, verdict) = compare(name, fig, t, &trusted_fig, tol, cost_known);
-            if !cost_known {
-                fig.diff_from_trusted = None;
-            }
-            warnings.extend(w);
-            mismatch |= verdict == Verdict::Mismatch;
-            short |= verdict == Verdict::Short;
-        }
+    let trusted_fig = match t {
+        Source::Events => events.clone(),
+        Source::Metrics => metrics.clone(),
+        Source::Result => result.clone(),
     }
+    .unwrap_or_default();
+    for (name, fig) in [
+        (Source::Events, events),
+        (Source::Metrics, metrics),
+        (Source::Result, result),
+    ] {
+        let Some(fig) = fig else { continue };
+        if name == t {
+            fig.status = Some("trusted".to_string());
+            fig.diff_from_trusted = Some(0.0);
+            continue;
+        }
+        let cost_known = name != Source::Metrics || inp.metrics.has_cost;
+        let (w, verdict) = compare(name, fig, t, &trusted_fig, tol, cost_known);
+        if !cost_known {
+            fig.diff_from_trusted = None;
+        }
+        warnings.extend(w);
+        mismatch |= verdict == Verdict::Mismatch;
+        short |= verdict == Verdict::Short;
+    }
+    (warnings, mismatch, short)
+}
+
+/// Warnings about what is missing from the inputs.
+fn input_warnings(
+    inp: &Inputs<'_>,
+    [events, metrics, result]: [&Option<SourceFigures>; 3],
+    warnings: &mut Vec<String>,
+) {
+    let c = inp.collected;
+    let no_telemetry = events.is_none() && metrics.is_none();
     if let Some(note) = inp.result.and_then(|r| r.transcript_note.clone()) {
         warnings.push(note);
     }
@@ -435,30 +512,13 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
             c.malformed_count
         ));
     }
+}
 
-    let all_present = events.is_some() && metrics.is_some() && result.is_some();
-    let recon_status = if no_telemetry {
-        Status::NoTelemetry
-    } else if mismatch {
-        Status::Mismatch
-    } else if short {
-        Status::TelemetryIncomplete
-    } else if !all_present {
-        Status::Incomplete
-    } else {
-        Status::Ok
-    };
-    let status = if no_telemetry {
-        "no-telemetry"
-    } else if trusted == Some(Source::Events) && !mismatch && !short {
-        "ok"
-    } else {
-        "partial"
-    };
-
-    // Totals from the trusted source.
+/// The summary's identity (backend, level, session, times, status) from the metadata.
+fn summary_head(inp: &Inputs<'_>, status: &str) -> CostSummary {
+    let c = inp.collected;
     let meta = inp.meta;
-    let mut s = CostSummary {
+    CostSummary {
         backend: meta.backend.clone().unwrap_or_default(),
         level: meta.level.unwrap_or(0),
         variant: meta.variant,
@@ -486,20 +546,31 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
         malformed_lines: Some(c.malformed_count),
         inputs: Some(c.stats.clone()),
         ..CostSummary::default()
-    };
+    }
+}
+
+/// Totals, duration and per-model figures from the trusted source.
+fn fill_from_trusted(
+    s: &mut CostSummary,
+    inp: &Inputs<'_>,
+    trusted: Option<Source>,
+    [events, metrics, result]: [&Option<SourceFigures>; 3],
+    warnings: &mut Vec<String>,
+) {
+    let c = inp.collected;
     let event_models = models_from_events(c);
     let events_duration: f64 = c.calls.iter().map(|x| x.duration_ms).sum::<f64>() / 1000.0;
     match trusted {
         Some(Source::Events) | None => {
-            if let Some(e) = &events {
-                fill_totals(&mut s, e);
+            if let Some(e) = events {
+                fill_totals(s, e);
             }
             s.total_duration_sec = events_duration;
             s.models = event_models;
         }
         Some(Source::Result) => {
-            if let Some(r) = &result {
-                fill_totals(&mut s, r);
+            if let Some(r) = result {
+                fill_totals(s, r);
             }
             let cli = inp.result;
             s.api_calls = result_calls(cli, events.is_some().then_some(c.calls.len() as u64))
@@ -519,8 +590,8 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
             }
         }
         Some(Source::Metrics) => {
-            if let Some(m) = &metrics {
-                fill_totals(&mut s, m);
+            if let Some(m) = metrics {
+                fill_totals(s, m);
             }
             s.api_calls = c.calls.len() as u64;
             s.total_duration_sec = events_duration;
@@ -541,22 +612,6 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
             }
         }
     }
-    s.total_tokens = s.total_input_tokens + s.total_output_tokens;
-    if c.stats.log_records > 0 {
-        s.tools = Some(c.tools.clone());
-    }
-    s.api_errors = c.api_errors.clone();
-    s.reconciliation = Some(Reconciliation {
-        status: recon_status,
-        tolerance: tol,
-        trusted_source: trusted.map_or("none", Source::as_str).to_string(),
-        reason,
-        events,
-        metrics,
-        result,
-        warnings,
-    });
-    s
 }
 
 /// The session's API calls when the totals come from the result source: the transcript's
