@@ -8,7 +8,7 @@ use bench_app::{App, AppOptions};
 use bench_formats::AppState;
 
 /// The app's state file, relative to the app folder.
-pub const STATE_FILE: &str = ".bench/state.json";
+pub use bench_formats::files::STATE_FILE;
 
 /// The app's state, when the harness made the app (`None` for a folder without one).
 pub fn app_state(dir: &Path) -> Result<Option<AppState>> {

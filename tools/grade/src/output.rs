@@ -13,12 +13,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use bench_formats::files::{BUG_REPORT_FILE, GRADING_RESULTS_FILE};
 use bench_formats::grading::{GRADING_FILE, GradingFile};
 
 use crate::render;
 
 /// The files of the latest grading, in the output folder.
-pub const OUTPUT_FILES: [&str; 3] = ["GRADING_RESULTS.md", "BUG_REPORT.md", GRADING_FILE];
+pub const OUTPUT_FILES: [&str; 3] = [GRADING_RESULTS_FILE, BUG_REPORT_FILE, GRADING_FILE];
 
 /// `<out>/.bench/grading`.
 pub fn grading_root(out: &Path) -> PathBuf {
@@ -95,13 +96,13 @@ pub fn write_outputs(
         write_both(
             out,
             run,
-            "GRADING_RESULTS.md",
+            GRADING_RESULTS_FILE,
             &render::grading_results(file),
         )?,
         write_both(out, run, GRADING_FILE, &(json + "\n"))?,
     ];
     if let Some(report) = render::bug_report(file) {
-        written.push(write_both(out, run, "BUG_REPORT.md", &report)?);
+        written.push(write_both(out, run, BUG_REPORT_FILE, &report)?);
     }
     Ok(written)
 }

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bench_formats::app_docs::parse_grading_results;
-use bench_formats::grading::GradingFile;
+use bench_formats::files::GRADING_RESULTS_FILE;
+use bench_formats::grading::{GRADING_FILE, GradingFile};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -164,7 +165,7 @@ fn find_all(app: &Path, warnings: &mut Vec<String>) -> Vec<Found> {
             .and_then(|n| n.to_str())
             .is_some_and(|n| !n.starts_with("replaced-"))
     }) {
-        let path = dir.join("grading.json");
+        let path = dir.join(GRADING_FILE);
         if path.is_file() {
             found.extend(from_json(&path, warnings));
         }
@@ -177,8 +178,8 @@ fn find_all(app: &Path, warnings: &mut Vec<String>) -> Vec<Found> {
         )
         .collect();
     for (level, dir) in snapshots {
-        let json = dir.join("grading.json");
-        let md = dir.join("GRADING_RESULTS.md");
+        let json = dir.join(GRADING_FILE);
+        let md = dir.join(GRADING_RESULTS_FILE);
         if json.is_file() {
             found.extend(from_json(&json, warnings));
         } else if md.is_file() {
