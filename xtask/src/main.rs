@@ -40,6 +40,10 @@ enum Command {
     BenchStress(bench_stress::cli::Args),
     /// Grade an app in a real browser with two users by the scripted test plans (exit 0 all points, 1 bugs, 2 could not grade).
     BenchGrade(bench_grade::cli::Args),
+    /// The whole benchmark, resumable: generate, grade, fix, upgrade to level N, for several backends and repetitions.
+    BenchLoop(bench_loop::cli::Args),
+    /// Stop the apps of runs, drop their databases, remove generated node_modules/dist (dry run unless --yes).
+    BenchClean(bench_loop::clean::Args),
     /// Start, stop, reset or inspect an app with its backend's own commands.
     BenchApp(bench_app::cli::Args),
 }
@@ -55,6 +59,8 @@ fn main() -> std::process::ExitCode {
         Command::BenchPrompts(args) => bench_content::cli::run(args),
         Command::BenchReport(args) => bench_report::cli::run(args),
         Command::BenchStress(args) => bench_stress::cli::run(args),
+        Command::BenchLoop(args) => bench_loop::cli::run(args),
+        Command::BenchClean(args) => bench_loop::clean::run(args),
         Command::BenchApp(args) => bench_app::cli::run(args),
     };
     match result {
