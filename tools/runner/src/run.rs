@@ -480,7 +480,13 @@ impl Session {
             run_index: Some(plan.run_index),
             vite_port: Some(ports.vite),
             express_port: ports.express,
-            pg_database: (plan.backend == "postgres").then(|| database.clone()),
+            // The original harness's field: the database of a backend on PostgreSQL.
+            pg_database: backend
+                .file
+                .services
+                .iter()
+                .any(|s| s == bench_formats::infra::POSTGRES.name)
+                .then(|| database.clone()),
             session_id: Some(folders.session_id.clone()),
             mode: Some(plan.phase),
             model: Some(opts.model.clone()),
