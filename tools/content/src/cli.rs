@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, value_name = "BACKEND")]
     pub show: Option<String>,
     /// With --show: the session's phase.
-    #[arg(long, value_parser = parse_phase, default_value = "generate")]
+    #[arg(long, value_enum, default_value_t = Phase::Generate)]
     pub phase: Phase,
     /// With --show: the level.
     #[arg(long, default_value_t = 1)]
@@ -44,10 +44,6 @@ pub struct Args {
     /// Print a blank GRADING_RESULTS.md for an app of this backend at --level, and exit.
     #[arg(long, value_name = "BACKEND", conflicts_with = "show")]
     pub grading_sheet: Option<String>,
-}
-
-fn parse_phase(s: &str) -> Result<Phase, String> {
-    Phase::parse(s).ok_or_else(|| format!("unknown phase {s:?}: use generate, upgrade or fix"))
 }
 
 pub fn run(args: Args) -> Result<()> {
