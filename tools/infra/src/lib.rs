@@ -468,35 +468,51 @@ pub fn status(root: &Path) -> Result<Status> {
     let docker_state = docker::state(&layout);
     let docker_engine = docker::engine_available();
     if let Some(state) = &docker_state {
-        let service = |port: u16, endpoints: Vec<String>, data: Option<PathBuf>| ServiceStatus {
-            running: true,
-            pid: None,
-            endpoints,
-            reachable: process::reachable(process::loopback(port)),
-            data,
-            log: None,
-            note: Some(format!("docker compose project {}", state.project)),
-        };
-        let p = &state.ports;
-        return Ok(Status {
-            state_dir: layout.state.clone(),
-            docker_engine,
-            otlp: service(
-                p.otlp_http,
-                vec![
-                    format!("grpc 127.0.0.1:{}", p.otlp_grpc),
-                    format!("http 127.0.0.1:{}", p.otlp_http),
-                ],
-                Some(layout.telemetry.clone()),
-            ),
-            postgres: service(p.postgres, vec![format!("127.0.0.1:{}", p.postgres)], None),
-            mongodb: service(p.mongodb, vec![format!("127.0.0.1:{}", p.mongodb)], None),
-            compose_ps: Some(docker::ps(&layout)),
-            docker: docker_state,
-        });
+        return Ok(docker_status(&layout, state, docker_engine));
     }
+    Ok(Status {
+        state_dir: layout.state.clone(),
+        docker_engine,
+        docker: None,
+        compose_ps: None,
+        otlp: receiver_status(&layout),
+        postgres: postgres_status(&layout)?,
+        mongodb: mongo_status(&layout),
+    })
+}
 
-    let otlp = match embedded::running_receiver(&layout) {
+/// The services of the compose project `up --docker` started.
+fn docker_status(layout: &Layout, state: &docker::DockerState, docker_engine: bool) -> Status {
+    let service = |port: u16, endpoints: Vec<String>, data: Option<PathBuf>| ServiceStatus {
+        running: true,
+        pid: None,
+        endpoints,
+        reachable: process::reachable(process::loopback(port)),
+        data,
+        log: None,
+        note: Some(format!("docker compose project {}", state.project)),
+    };
+    let p = &state.ports;
+    Status {
+        state_dir: layout.state.clone(),
+        docker_engine,
+        otlp: service(
+            p.otlp_http,
+            vec![
+                format!("grpc 127.0.0.1:{}", p.otlp_grpc),
+                format!("http 127.0.0.1:{}", p.otlp_http),
+            ],
+            Some(layout.telemetry.clone()),
+        ),
+        postgres: service(p.postgres, vec![format!("127.0.0.1:{}", p.postgres)], None),
+        mongodb: service(p.mongodb, vec![format!("127.0.0.1:{}", p.mongodb)], None),
+        compose_ps: Some(docker::ps(layout)),
+        docker: Some(state.clone()),
+    }
+}
+
+fn receiver_status(layout: &Layout) -> ServiceStatus {
+    match embedded::running_receiver(layout) {
         Some(state) => ServiceStatus {
             running: true,
             pid: Some(state.pid),
@@ -514,9 +530,11 @@ pub fn status(root: &Path) -> Result<Status> {
             note: Some("not running (start: cargo xtask bench-infra up)".into()),
             ..Default::default()
         },
-    };
+    }
+}
 
-    let postgres = match bench_pg::PgCluster::running(&layout.pg_data)? {
+fn postgres_status(layout: &Layout) -> Result<ServiceStatus> {
+    Ok(match bench_pg::PgCluster::running(&layout.pg_data)? {
         Some(server) => {
             let url: Option<String> =
                 bench_formats::read_json::<embedded::PostgresState>(&layout.pg_state())
@@ -544,9 +562,11 @@ pub fn status(root: &Path) -> Result<Status> {
             note: Some("not running (start: cargo xtask bench-infra up)".into()),
             ..Default::default()
         },
-    };
+    })
+}
 
-    let mongodb = match embedded::running_mongo(&layout) {
+fn mongo_status(layout: &Layout) -> ServiceStatus {
+    match embedded::running_mongo(layout) {
         Some(state) => ServiceStatus {
             running: true,
             pid: Some(state.pid),
@@ -564,15 +584,5 @@ pub fn status(root: &Path) -> Result<Status> {
             }),
             ..Default::default()
         },
-    };
-
-    Ok(Status {
-        state_dir: layout.state.clone(),
-        docker_engine,
-        docker: None,
-        compose_ps: None,
-        otlp,
-        postgres,
-        mongodb,
-    })
+    }
 }
