@@ -13,6 +13,10 @@
 //! harness, so files it published deserialize with these same types. Fields this project
 //! adds are optional, and unknown fields are kept (`extra`) so that reading and writing a
 //! file never drops what another tool put there.
+//!
+//! It also holds the few rules several tools must apply the same way: the one `{{name}}`
+//! placeholder syntax ([`template`]), which agent session an OTLP record belongs to
+//! ([`attribution`]), and the infrastructure's services and ports ([`infra`]).
 
 pub mod app_docs;
 pub mod app_run;
