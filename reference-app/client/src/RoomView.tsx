@@ -1,5 +1,6 @@
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { api, errorText } from './api';
+import { bug } from './bug';
 import type { Ctx, Msg, Room } from './Chat';
 import { dateTime, typingLine } from './format';
 import { MessageItem } from './MessageItem';
@@ -37,7 +38,8 @@ export function RoomView(p: Props) {
     try {
       await api('POST', `/api/rooms/${room.id}/leave`);
       await ctx.refreshRooms();
-      ctx.openRoom(room.id);
+      // Seeded bug: the room's view stays as it was, still showing (and receiving) messages.
+      if (!bug('leave-still-receives')) ctx.openRoom(room.id);
     } catch (err) {
       ctx.fail(err);
     }
@@ -65,6 +67,7 @@ export function RoomView(p: Props) {
           </>
         ) : (
           <div className="join-prompt">
+            {bug('leave-still-receives') && <MessageList ctx={ctx} messages={p.messages} members={p.members} />}
             <p className="muted">You are not a member of this room.</p>
             <button type="button" onClick={() => joinRoom(ctx, room.id)}>
               Join
@@ -113,7 +116,7 @@ function Composer({ ctx, room }: { ctx: Ctx; room: Room }) {
     saveTimer.current = setTimeout(() => ctx.socket?.emit('draft', { roomId: room.id, content: value }), 400);
   };
   const onChange = (value: string) => {
-    ctx.live.current.lastKey = Date.now();
+    ctx.live.current.lastKey = { roomId: room.id, at: Date.now() };
     ctx.setDrafts((d: Record<number, string>) => ({ ...d, [room.id]: value }));
     saveDraft(value);
     const now = Date.now();
@@ -148,15 +151,18 @@ function Composer({ ctx, room }: { ctx: Ctx; room: Room }) {
     const trimmed = text.trim();
     if (!trimmed) return setError('Type the message to schedule first');
     const when = new Date(sendAt);
+    if (Number.isNaN(when.getTime())) return setError('Choose a time in the future');
+    // The input is cleared at once (as for Send) and given back if the server refuses.
+    clearInput();
+    setSendAt('');
     try {
-      if (Number.isNaN(when.getTime())) throw new Error('Choose a time in the future');
       await api('POST', `/api/rooms/${room.id}/scheduled`, { content: trimmed, sendAt: when.toISOString() });
       setError('');
-      setSendAt('');
-      clearInput();
       ctx.socket?.emit('draft', { roomId: room.id, content: '' });
     } catch (err) {
       setError(errorText(err));
+      setSendAt(sendAt);
+      ctx.setDrafts((d: Record<number, string>) => (d[room.id] ? d : { ...d, [room.id]: text }));
     }
   };
   return (

@@ -1,6 +1,5 @@
 import { type FormEvent, useState } from 'react';
 import { api, errorText } from './api';
-import { bug } from './bug';
 import type { Ctx, Room } from './Chat';
 
 export function Sidebar({ ctx, openId, invitations, joinError }: { ctx: Ctx; openId: number | null; invitations: any[]; joinError: string }) {
@@ -78,7 +77,7 @@ export async function joinRoom(ctx: Ctx, roomId: number) {
   try {
     await api('POST', `/api/rooms/${roomId}/join`);
     await ctx.refreshRooms();
-    ctx.openRoom(roomId, { skipHistory: bug('join-no-history') });
+    ctx.openRoom(roomId);
   } catch (err) {
     ctx.setJoinError(errorText(err));
   }

@@ -3,10 +3,10 @@ import type { Ctx } from './Chat';
 import { ago, STATUS_TEXT } from './format';
 
 export function UserPanel({ ctx }: { ctx: Ctx }) {
-  const { list, at } = ctx.users;
+  const { list } = ctx.users;
+  const serverNow = Date.now() + ctx.offset;
   const online = list.filter((u: any) => u.online);
   const offline = list.filter((u: any) => !u.online);
-  const elapsed = Math.max(0, Math.floor((Date.now() - at) / 1000));
   const message = async (userId: number) => {
     try {
       const room = await api('POST', '/api/direct', { userId });
@@ -44,7 +44,7 @@ export function UserPanel({ ctx }: { ctx: Ctx }) {
             <li key={u.id} className="user">
               <span className="dot offline" aria-hidden="true" />
               <span className="user-name">{u.name}</span>
-              <span className="status muted">{`Last active ${ago(u.lastActiveAgoS + elapsed)}`}</span>
+              <span className="status muted">{`Last active ${ago(Math.max(0, (serverNow - Date.parse(u.lastActiveAt)) / 1000))}`}</span>
               {messageButton(u)}
             </li>
           ))}

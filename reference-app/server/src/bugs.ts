@@ -1,6 +1,6 @@
 // Seeded bugs: REFERENCE_BUG=<key> switches on exactly one (see reference-app/README.md).
 export const BUG_KEYS = [
-  'join-no-history',
+  'leave-still-receives',
   'typing-never-clears',
   'receipts-lost-on-refresh',
   'unread-lost-on-refresh',

@@ -16,7 +16,7 @@ export function isConnected(userId: number): boolean {
 
 export async function presenceList() {
   const users = await rows(
-    `SELECT id, display_name AS name, status,
+    `SELECT id, display_name AS name, status, last_active_at AS "lastActiveAt",
             extract(epoch FROM now() - last_active_at)::int AS "lastActiveAgoS"
        FROM users ORDER BY lower(display_name), id`,
   );
@@ -24,7 +24,14 @@ export async function presenceList() {
     const visible = bug('invisible-shows-online') || u.status !== 'invisible';
     const online = isConnected(u.id) && visible;
     const status = u.status === 'invisible' ? 'online' : u.status;
-    return { id: u.id, name: u.name, online, status: online ? status : 'offline', lastActiveAgoS: Math.max(0, u.lastActiveAgoS) };
+    return {
+      id: u.id,
+      name: u.name,
+      online,
+      status: online ? status : 'offline',
+      lastActiveAt: u.lastActiveAt,
+      lastActiveAgoS: Math.max(0, u.lastActiveAgoS),
+    };
   });
 }
 

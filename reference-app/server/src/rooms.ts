@@ -116,11 +116,11 @@ async function addMember(roomId: number, userId: number, isAdmin: boolean) {
   await pushMembers(roomId);
 }
 
-async function removeMember(roomId: number, userId: number) {
+async function removeMember(roomId: number, userId: number, unsubscribe = true) {
   await db
     .delete(schema.roomMembers)
     .where(and(eq(schema.roomMembers.roomId, roomId), eq(schema.roomMembers.userId, userId)));
-  hub.subscribe(userId, roomId, false);
+  if (unsubscribe) hub.subscribe(userId, roomId, false);
   roomsChanged([userId]);
   await pushMembers(roomId);
 }
@@ -128,7 +128,7 @@ async function removeMember(roomId: number, userId: number) {
 export async function leave(userId: number, roomId: number) {
   const room = await roomById(roomId);
   if (room.isDirect) throw badRequest('A direct conversation cannot be left');
-  await removeMember(roomId, userId);
+  await removeMember(roomId, userId, !bug('leave-still-receives'));
   return { ok: true };
 }
 

@@ -17,8 +17,18 @@ export async function pending(userId: number, roomId: number) {
   );
 }
 
+const pushes = new Map<number, Promise<void>>();
+
+/** Sends the author's pending list of the room to their tabs, one push after another. */
 function changed(userId: number, roomId: number) {
-  hub.toUser(userId, 'scheduled_changed', { roomId });
+  const previous = pushes.get(userId) ?? Promise.resolve();
+  const next = previous
+    .then(async () => hub.toUser(userId, 'scheduled', { roomId, pending: await pending(userId, roomId) }))
+    .catch((err) => console.error(`pending list push failed: ${err.message}`));
+  pushes.set(userId, next);
+  next.then(() => {
+    if (pushes.get(userId) === next) pushes.delete(userId);
+  });
 }
 
 export async function schedule(userId: number, roomId: number, body: any) {
