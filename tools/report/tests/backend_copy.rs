@@ -53,7 +53,10 @@ fn root_with_copy(tmp: &Path) -> PathBuf {
         ("express = { base = 6001,", "express = { base = 6005,"),
         ("aliases = [\"pg\", \"postgresql\"]", "aliases = []"),
     ] {
-        assert!(changed.contains(from), "backends/postgres/backend.toml has {from}");
+        assert!(
+            changed.contains(from),
+            "backends/postgres/backend.toml has {from}"
+        );
         changed = changed.replacen(from, to, 1);
     }
     std::fs::write(&file, changed).unwrap();

@@ -279,7 +279,10 @@ impl Script {
                 if let Some(map) = tool.input.as_object_mut()
                     && let Some(Value::String(rel)) = map.remove(CONTENT_FILE)
                 {
-                    map.insert("content".to_owned(), Value::String(self.content_file(&rel)?));
+                    map.insert(
+                        "content".to_owned(),
+                        Value::String(self.content_file(&rel)?),
+                    );
                 }
             }
         }
@@ -371,7 +374,10 @@ mod tests {
 
         std::fs::write(&path, script.replace("src/App.tsx", "src/Gone.tsx")).unwrap();
         let err = format!("{:#}", Script::load(&path).unwrap_err());
-        assert!(err.contains("Gone.tsx") && err.contains("relative to the script"), "{err}");
+        assert!(
+            err.contains("Gone.tsx") && err.contains("relative to the script"),
+            "{err}"
+        );
     }
 
     #[test]
