@@ -247,3 +247,116 @@ fn outcome_of(step: &StepResult) -> StepOutcome {
         StepOutcome::Passed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::parse_line;
+    use crate::program::{ProgramFeature, ProgramStep};
+
+    fn program() -> Program {
+        let step = |index: u32, script: serde_json::Value| ProgramStep {
+            index,
+            actor: "alice".into(),
+            action: format!("step {index}"),
+            within_s: Some(2.0),
+            script,
+        };
+        Program {
+            version: 1,
+            url: "http://127.0.0.1:1/".into(),
+            browser: "chromium".into(),
+            artifacts_dir: "/tmp/a".into(),
+            trace: false,
+            warmup: true,
+            features: vec![ProgramFeature {
+                id: 4,
+                key: "unread-counts".into(),
+                name: "Unread counts".into(),
+                ui: serde_json::json!([]),
+                steps: vec![
+                    step(1, serde_json::json!([{"user": "alice", "do": "open"}])),
+                    step(
+                        2,
+                        serde_json::json!([
+                            {"user": "alice", "do": "click", "button": "Send"},
+                            {"user": "bob", "expect": "appears", "text": "Seen by Bob", "feature": 3, "severity": "minor"}
+                        ]),
+                    ),
+                    step(3, serde_json::json!([{"user": "bob", "do": "reload"}])),
+                    step(4, serde_json::json!([{"user": "bob", "do": "reload"}])),
+                ],
+            }],
+        }
+    }
+
+    fn feed(recorder: &mut Recorder, lines: &[&str]) {
+        for line in lines {
+            recorder.apply(parse_line(line).unwrap().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn events_become_step_outcomes_with_the_script_items_attribution() {
+        let mut recorder = Recorder::new(&program(), |_| 1);
+        feed(
+            &mut recorder,
+            &[
+                r#"{"event":"ready","browser_version":"X","warmup_ms":5}"#,
+                r#"{"event":"feature_start","feature":4}"#,
+                r#"{"event":"action","feature":4,"step":1,"item":0,"user":"alice","what":"open","ok":true,"ms":3}"#,
+                r#"{"event":"action","feature":4,"step":2,"item":0,"user":"alice","what":"click","ok":true,"ms":3}"#,
+                r#"{"event":"check","feature":4,"step":2,"item":1,"user":"bob","what":"Seen by Bob","expect":"appears","passed":false,"observed":"not shown"}"#,
+                r#"{"event":"action","feature":4,"step":3,"item":0,"user":"bob","what":"reload","ok":false,"error":"page crashed","ms":3}"#,
+                r#"{"event":"feature_end","feature":4}"#,
+                r#"{"event":"done"}"#,
+            ],
+        );
+        assert_eq!(recorder.browser_version, "X");
+        let features = recorder.finish().unwrap();
+        let outcomes: Vec<StepOutcome> = features[0].steps.iter().map(|s| s.outcome).collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                StepOutcome::Passed,
+                StepOutcome::Failed,
+                StepOutcome::NotCarriedOut,
+                StepOutcome::NotRun
+            ]
+        );
+        let check = &features[0].steps[1].checks[0];
+        assert_eq!(check.counts_for, Some(3));
+        assert_eq!(check.severity, Severity::Minor);
+        assert_eq!(check.observed, "not shown");
+    }
+
+    #[test]
+    fn a_fatal_error_or_a_missing_done_is_a_harness_failure() {
+        let mut recorder = Recorder::new(&program(), |_| 1);
+        feed(
+            &mut recorder,
+            &[r#"{"event":"fatal","error":"browser missing"}"#],
+        );
+        assert_eq!(recorder.fatal(), Some("browser missing"));
+        assert!(
+            recorder
+                .finish()
+                .unwrap_err()
+                .to_string()
+                .contains("browser missing")
+        );
+        let unfinished = Recorder::new(&program(), |_| 1);
+        assert!(
+            unfinished
+                .finish()
+                .unwrap_err()
+                .to_string()
+                .contains("done")
+        );
+        let mut stray = Recorder::new(&program(), |_| 1);
+        let event = parse_line(r#"{"event":"feature_start","feature":9}"#)
+            .unwrap()
+            .unwrap();
+        assert!(stray.apply(event).is_err());
+    }
+}
