@@ -295,4 +295,21 @@ mod tests {
         let original: Value = serde_json::from_str(text).unwrap();
         assert_eq!(again, original);
     }
+
+    #[test]
+    fn an_empty_variant_or_rules_reads_as_absent_and_the_status_has_its_words() {
+        let text = r#"{"variant": "", "rules": "", "phase": "fix",
+          "reconciliation": {"status": "telemetry-incomplete", "tolerance": 0.005,
+            "trustedSource": "result", "reason": "r"}}"#;
+        let summary: CostSummary = serde_json::from_str(text).unwrap();
+        assert_eq!((summary.variant, summary.rules), (None, None));
+        assert_eq!(summary.phase, Some(Phase::Fix));
+        let rec = summary.reconciliation.as_ref().unwrap();
+        assert_eq!(rec.status, Status::TelemetryIncomplete);
+        let again = serde_json::to_value(&summary).unwrap();
+        assert_eq!(again["reconciliation"]["status"], "telemetry-incomplete");
+        assert!(again.get("variant").is_none());
+        let bad = text.replace("\"rules\": \"\"", "\"rules\": \"lenient\"");
+        assert!(serde_json::from_str::<CostSummary>(&bad).is_err());
+    }
 }

@@ -176,6 +176,42 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_are_written_with_the_harness_words_and_unknown_ones_are_refused() {
+        let meta: SessionMetadata = serde_json::from_str(
+            r#"{"outcome": "timeout", "variant": "one-shot", "rules": "minimal"}"#,
+        )
+        .unwrap();
+        assert_eq!(meta.outcome, Some(Outcome::Timeout));
+        assert_eq!(meta.variant, Some(Variant::OneShot));
+        assert_eq!(meta.rules, Some(Rules::Minimal));
+        let names: Vec<String> = Outcome::ALL
+            .iter()
+            .map(|o| {
+                serde_json::to_value(o)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "running",
+                "completed",
+                "failed",
+                "timeout",
+                "interrupted",
+                "killed"
+            ]
+        );
+        let err = serde_json::from_str::<SessionMetadata>(r#"{"outcome": "done"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a known session outcome"), "{err}");
+    }
+
+    #[test]
     fn mode_stands_in_for_a_missing_phase() {
         let meta: SessionMetadata = serde_json::from_str(r#"{"mode": "upgrade"}"#).unwrap();
         assert_eq!(meta.effective_phase(), Some(Phase::Upgrade));

@@ -160,3 +160,90 @@ impl Records {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn begin(tmp: &Path, phase: Phase, level: u32) -> Records {
+        let app_dir = tmp.join("results/chat-app-x");
+        let session_dir = tmp.join("telemetry/run");
+        std::fs::create_dir_all(&app_dir).unwrap();
+        std::fs::create_dir_all(&session_dir).unwrap();
+        let started = Local::now();
+        let folders = Folders {
+            app_dir,
+            backend_dir: tmp.to_path_buf(),
+            session_dir: session_dir.clone(),
+            run_id: "run".into(),
+            session_id: "sid".into(),
+            started,
+        };
+        let meta = SessionMetadata {
+            started_at_utc: Some(Moment::of(&started).utc),
+            ..SessionMetadata::default()
+        };
+        let state = AppState {
+            backend: "postgres".into(),
+            level: level - 1,
+            ..AppState::default()
+        };
+        let trace =
+            HarnessTrace::start(&session_dir, "t", std::time::SystemTime::now(), vec![]).unwrap();
+        Records::begin(folders, meta, state, trace, phase, level).unwrap()
+    }
+
+    fn saved(rec: &Records) -> (SessionMetadata, AppState) {
+        (
+            bench_formats::read_json(&rec.metadata_path()).unwrap(),
+            bench_formats::read_json(&rec.app_dir().join(bench_formats::files::STATE_FILE))
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_session_is_running_until_it_ends_once_and_only_a_completed_build_raises_the_level() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rec = begin(tmp.path(), Phase::Upgrade, 3);
+        let (meta, state) = saved(&rec);
+        assert_eq!(meta.outcome, Some(Outcome::Running));
+        assert_eq!(state.sessions[0].outcome, Outcome::Running);
+        assert_eq!(state.level, 2);
+
+        rec.end(Outcome::Completed, &Local::now(), Some(0));
+        rec.set_cost(Some(0.5));
+        rec.write_metadata().unwrap();
+        rec.save_state().unwrap();
+        let (meta, state) = saved(&rec);
+        assert_eq!(meta.outcome, Some(Outcome::Completed));
+        assert!(
+            meta.ended_at_utc
+                .as_deref()
+                .is_some_and(|t| t.ends_with('Z'))
+        );
+        assert_eq!(state.level, 3);
+        let session = &state.sessions[0];
+        assert_eq!((session.exit_code, session.cost_usd), (Some(0), Some(0.5)));
+        assert_eq!(session.ended_at_utc, meta.ended_at_utc);
+
+        // A completed fix keeps the level; a failure records its error.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut fix = begin(tmp.path(), Phase::Fix, 3);
+        fix.end(Outcome::Completed, &Local::now(), Some(0));
+        assert_eq!(fix.state.level, 2);
+        let tmp = tempfile::tempdir().unwrap();
+        let failed = begin(tmp.path(), Phase::Generate, 1);
+        let app_dir = failed.app_dir().to_path_buf();
+        let meta_path = failed.metadata_path();
+        failed.fail(&anyhow::anyhow!("no prompt")).unwrap();
+        let meta: SessionMetadata = bench_formats::read_json(&meta_path).unwrap();
+        let state: AppState =
+            bench_formats::read_json(&app_dir.join(bench_formats::files::STATE_FILE)).unwrap();
+        assert_eq!(meta.outcome, Some(Outcome::Failed));
+        assert_eq!(meta.extra["error"], "no prompt");
+        assert_eq!(
+            (state.level, state.sessions[0].outcome),
+            (0, Outcome::Failed)
+        );
+    }
+}
