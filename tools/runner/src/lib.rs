@@ -13,7 +13,7 @@
 
 pub mod agent;
 pub mod cli;
-mod costing;
+pub mod costing;
 pub mod layout;
 pub mod plan;
 mod prepare;
