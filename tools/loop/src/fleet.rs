@@ -208,10 +208,8 @@ pub fn drive(env: &LoopEnv, manifest: Manifest, parallel: usize) -> Vec<AppResul
     std::thread::scope(|scope| {
         for _ in 0..parallel.max(1) {
             scope.spawn(|| {
-                loop {
-                    let Some(i) = queue.lock().ok().and_then(|mut q| q.pop()) else {
-                        break;
-                    };
+                // The queue's guard goes with the closure: no lock is held while driving.
+                while let Some(i) = queue.lock().ok().and_then(|mut q| q.pop()) {
                     let result = drive_one(env, &manifest, i, &board);
                     if let Some(bar) = board.bars.get(i) {
                         bar.finish();

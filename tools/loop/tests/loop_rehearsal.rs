@@ -114,7 +114,7 @@ fn state_of(app: &Path) -> Option<AppState> {
 }
 
 /// Waits until the loop's upgrade session is under way, then kills the loop with SIGKILL.
-fn kill_during_upgrade(child: &mut std::process::Child, runs: &Path) -> PathBuf {
+fn kill_during_upgrade(child: &mut std::process::Child, runs: &Path, log: &Path) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         if let Some(app) = apps(runs).into_iter().next()
@@ -131,7 +131,8 @@ fn kill_during_upgrade(child: &mut std::process::Child, runs: &Path) -> PathBuf 
             return app;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the loop ended ({status}) before its upgrade session started");
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("the loop ended ({status}) before its upgrade session started:\n{log}");
         }
         assert!(
             Instant::now() < deadline,
@@ -146,61 +147,11 @@ fn session_cost(app: &Path, telemetry_dir: &str) -> CostSummary {
     read_json(&backend_dir.join(telemetry_dir).join("cost-summary.json")).unwrap()
 }
 
-/// generate → grade 12/12 → upgrade (killed with SIGKILL, then `--resume`) → grade finds
-/// the seeded bug → fix → regrade 15/15 → report; nothing of the app left running.
-#[test]
-fn rehearsal_loop_killed_during_the_upgrade_resumes_to_fifteen_of_fifteen() {
-    let env = env();
-    let mut child = bench_loop(&env, 41)
-        .args(["--backend", "postgres", "--to-level", "2", "--rehearse"])
-        .arg(repo_root().join("rehearsal/loop"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(env.tmp.path().join("first.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let app = kill_during_upgrade(&mut child, &env.runs);
-    let first_log = std::fs::read_to_string(env.tmp.path().join("first.log")).unwrap();
-    assert!(first_log.contains("grade level 1: 12/12"), "{first_log}");
-
-    let run_dir = app.ancestors().nth(3).unwrap().to_path_buf();
-    let out = bench_loop(&env, 41)
-        .arg("--resume")
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("recorded as killed, its cost kept"), "{log}");
-
-    let state = state_of(&app).unwrap();
-    let phases: Vec<(Phase, u32, Outcome)> = state
-        .sessions
-        .iter()
-        .map(|s| (s.phase, s.level, s.outcome))
-        .collect();
-    assert_eq!(
-        phases,
-        vec![
-            (Phase::Generate, 1, Outcome::Completed),
-            (Phase::Upgrade, 2, Outcome::Killed),
-            (Phase::Upgrade, 2, Outcome::Completed),
-            (Phase::Fix, 2, Outcome::Completed),
-        ],
-        "{log}"
-    );
-    let rec = state.loop_record.as_ref().unwrap();
-    assert_eq!(rec.status, LoopStatus::Finished, "{log}");
-    let grades: Vec<(u32, u32, u32)> = rec
-        .grades
-        .iter()
-        .map(|g| (g.level, g.score, g.max))
-        .collect();
-    assert_eq!(grades, vec![(1, 12, 12), (2, 12, 15), (2, 15, 15)], "{log}");
-    assert_eq!(rec.grades[1].bugs, 1, "{log}");
-
-    // Every completed session costs what the CLI said; the killed one kept its cost.
+/// Each session's cost is what bench-telemetry summarised; a completed one's equals the
+/// CLI's own total; a killed one kept what it spent.
+fn assert_costs(app: &Path, state: &AppState) {
     for s in &state.sessions {
-        let cost = session_cost(&app, s.telemetry_dir.as_deref().unwrap());
+        let cost = session_cost(app, s.telemetry_dir.as_deref().unwrap());
         assert_eq!(s.cost_usd, Some(cost.total_cost_usd), "{}", s.run_id);
         if s.outcome == Outcome::Completed {
             let cli = cost
@@ -215,12 +166,117 @@ fn rehearsal_loop_killed_during_the_upgrade_resumes_to_fifteen_of_fifteen() {
                 s.run_id,
                 cost.total_cost_usd
             );
+        } else {
+            assert!(s.cost_usd.is_some_and(|c| c > 0.0), "{s:?}");
         }
     }
-    let killed = &state.sessions[1];
-    assert!(killed.cost_usd.is_some_and(|c| c > 0.0), "{killed:?}");
+}
 
-    // The report covers the run, and nothing of the app runs any more.
+fn phases(state: &AppState) -> Vec<(Phase, u32, Outcome)> {
+    state
+        .sessions
+        .iter()
+        .map(|s| (s.phase, s.level, s.outcome))
+        .collect()
+}
+
+/// The rehearsal: generate → grade 12/12 → upgrade → grade finds the seeded bug →
+/// fix → regrade 15/15 → report.
+#[test]
+fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
+    let env = env();
+    let out = bench_loop(&env, 41)
+        .args(["--backend", "postgres", "--to-level", "2", "--rehearse"])
+        .arg(repo_root().join("rehearsal/loop"))
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let app = apps(&env.runs).pop().expect("an app folder");
+    let state = state_of(&app).unwrap();
+    assert_eq!(
+        phases(&state),
+        vec![
+            (Phase::Generate, 1, Outcome::Completed),
+            (Phase::Upgrade, 2, Outcome::Completed),
+            (Phase::Fix, 2, Outcome::Completed),
+        ],
+        "{log}"
+    );
+    let rec = state.loop_record.as_ref().unwrap();
+    assert_eq!(rec.status, LoopStatus::Finished, "{log}");
+    let grades: Vec<(u32, u32, u32, u32)> = rec
+        .grades
+        .iter()
+        .map(|g| (g.level, g.score, g.max, g.bugs))
+        .collect();
+    assert_eq!(
+        grades,
+        vec![(1, 12, 12, 0), (2, 12, 15, 1), (2, 15, 15, 0)],
+        "{log}"
+    );
+    assert_costs(&app, &state);
+    let run_dir = app.ancestors().nth(3).unwrap();
+    let report = std::fs::read_to_string(run_dir.join("BENCHMARK_REPORT.md")).unwrap();
+    assert!(report.contains("postgres"), "{report}");
+    let status = bench_app::status(&app, &app_options(&env)).unwrap();
+    assert!(!status.partly_running(), "{status:?}");
+}
+
+/// SIGKILL during the upgrade session, then `--resume`: the generate session is not run
+/// again, the killed session is recorded with its cost, the upgrade runs again, and nothing
+/// of the app runs at the end. `--max-fixes 0`: points lost move the loop on with a note.
+#[test]
+fn a_loop_killed_during_the_upgrade_resumes_at_the_upgrade() {
+    let env = env();
+    let first = env.tmp.path().join("first.log");
+    let mut child = bench_loop(&env, 43)
+        .args([
+            "--backend",
+            "postgres",
+            "--to-level",
+            "2",
+            "--max-fixes",
+            "0",
+            "--rehearse",
+        ])
+        .arg(repo_root().join("rehearsal/loop"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&first).unwrap())
+        .spawn()
+        .unwrap();
+    let app = kill_during_upgrade(&mut child, &env.runs, &first);
+
+    let run_dir = app.ancestors().nth(3).unwrap().to_path_buf();
+    let out = bench_loop(&env, 43)
+        .arg("--resume")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("recorded as killed, its cost kept"), "{log}");
+    assert!(log.contains("resuming at upgrade to level 2"), "{log}");
+
+    let state = state_of(&app).unwrap();
+    assert_eq!(
+        phases(&state),
+        vec![
+            (Phase::Generate, 1, Outcome::Completed),
+            (Phase::Upgrade, 2, Outcome::Killed),
+            (Phase::Upgrade, 2, Outcome::Completed),
+        ],
+        "{log}"
+    );
+    let rec = state.loop_record.as_ref().unwrap();
+    assert_eq!(rec.status, LoopStatus::Finished, "{log}");
+    let levels: Vec<u32> = rec.grades.iter().map(|g| g.level).collect();
+    assert_eq!(levels, vec![1, 2], "{log}");
+    if rec.grades[1].score < rec.grades[1].max {
+        let note = rec.stop_reason.clone().unwrap_or_default();
+        assert!(note.contains("--max-fixes 0"), "{note}");
+    }
+    assert_costs(&app, &state);
     let report = std::fs::read_to_string(run_dir.join("BENCHMARK_REPORT.md")).unwrap();
     assert!(report.contains("postgres"), "{report}");
     let status = bench_app::status(&app, &app_options(&env)).unwrap();
@@ -240,7 +296,7 @@ fn app_options(env: &Env) -> bench_app::AppOptions {
 #[test]
 fn an_exhausted_budget_stops_the_app_cleanly_with_its_cost_kept() {
     let env = env();
-    let out = bench_loop(&env, 43)
+    let out = bench_loop(&env, 45)
         .args([
             "--backend",
             "postgres",
@@ -275,7 +331,7 @@ fn an_exhausted_budget_stops_the_app_cleanly_with_its_cost_kept() {
 #[test]
 fn a_backend_this_machine_cannot_run_is_refused_before_anything_is_spent() {
     let env = env();
-    let out = bench_loop(&env, 45)
+    let out = bench_loop(&env, 49)
         .args([
             "--backend",
             "spacetime",
