@@ -1,14 +1,13 @@
-//! A minimal HTTP/1.1 JSON client for the apps' REST set-up calls.
+//! The apps' REST set-up calls (reqwest) and where an app listens.
 //!
-//! The load only ever targets the loopback interface over plain HTTP, and set-up makes a
-//! few dozen requests, so one connection per request (`Connection: close`) is enough.
+//! Load only ever targets the loopback interface over plain HTTP; set-up makes a few dozen
+//! requests through one shared client (no proxy: the app is on this machine).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Where an app listens: `http://127.0.0.1:3000[/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,28 +22,24 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     /// Parses an `http://` URL whose host is on the loopback interface.
-    pub fn parse(url: &str) -> Result<BaseUrl> {
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("{url}: give the app's URL as http://127.0.0.1:PORT"))?;
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
+    pub fn parse(text: &str) -> Result<BaseUrl> {
+        let url = url::Url::parse(text)
+            .with_context(|| format!("{text}: give the app's URL as http://127.0.0.1:PORT"))?;
+        if url.scheme() != "http" {
+            bail!("{text}: give the app's URL as http://127.0.0.1:PORT (plain http)");
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(host) => host.to_string(),
+            None => bail!("{text}: the URL has no host"),
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .with_context(|| format!("{url}: the port is not a number"))?,
-            ),
-            None => (authority, 80),
-        };
-        check_loopback(host).with_context(|| format!("{url} is not a local app"))?;
+        check_loopback(&host).with_context(|| format!("{text} is not a local app"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
         Ok(BaseUrl {
             authority: format!("{host}:{port}"),
-            host: host.to_string(),
+            host,
             port,
-            prefix: prefix.to_string(),
+            prefix: url.path().trim_end_matches('/').to_string(),
         })
     }
 
@@ -55,6 +50,18 @@ impl BaseUrl {
 
     pub fn http(&self, path: &str) -> String {
         format!("http://{}{}{}", self.authority, self.prefix, path)
+    }
+}
+
+/// `path?k=v&...` with the keys and values URL-encoded.
+pub fn with_query<'a>(path: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
     }
 }
 
@@ -85,6 +92,18 @@ impl Response {
     }
 }
 
+fn client() -> Result<&'static reqwest::Client> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
+    }
+    let built = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("cannot build the HTTP client")?;
+    Ok(CLIENT.get_or_init(|| built))
+}
+
 /// Sends `method path` with an optional JSON body and reads the whole answer.
 pub async fn request(
     base: &BaseUrl,
@@ -94,107 +113,40 @@ pub async fn request(
     headers: &[(String, String)],
     timeout: Duration,
 ) -> Result<Response> {
-    tokio::time::timeout(timeout, request_inner(base, method, path, body, headers))
-        .await
-        .with_context(|| {
-            format!(
-                "{method} {} got no answer within {timeout:?}",
-                base.http(path)
-            )
-        })?
-}
-
-async fn request_inner(
-    base: &BaseUrl,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-    headers: &[(String, String)],
-) -> Result<Response> {
-    let mut stream = TcpStream::connect(&base.authority)
-        .await
-        .with_context(|| format!("cannot connect to {} (is the app running?)", base.http("")))?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let mut head = format!(
-        "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
-        base.prefix, base.authority
-    );
-    if !body.is_empty() || method != "GET" {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
+    let url = base.http(path);
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .with_context(|| format!("{method:?} is not an HTTP method"))?;
+    let mut req = client()?
+        .request(method.clone(), &url)
+        .timeout(timeout)
+        .header("accept", "application/json");
     for (name, value) in headers {
         if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
             bail!("header {name:?} contains a line break");
         }
-        head.push_str(&format!("{name}: {value}\r\n"));
+        req = req.header(name.as_str(), value.as_str());
     }
-    head.push_str("\r\n");
-    let sent = format!(
-        "sending {method} {path} to {} (did the app close the connection?)",
-        base.http("")
-    );
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .context(sent.clone())?;
-    stream.write_all(body.as_bytes()).await.context(sent)?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .with_context(|| format!("reading the answer of {method} {path}"))?;
-    parse_response(&raw).with_context(|| format!("bad HTTP answer to {method} {path}"))
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..split]).context("headers are not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().context("no status line")?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let mut body = raw[split + 4..].to_vec();
-    if chunked {
-        body = dechunk(&body)?;
+    if body.is_some() || method != reqwest::Method::GET {
+        let text = body.map(Value::to_string).unwrap_or_default();
+        req = req.header("content-type", "application/json").body(text);
     }
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let resp = req.send().await.map_err(|err| {
+        let why = if err.is_timeout() {
+            format!("got no answer within {timeout:?}")
+        } else if err.is_connect() {
+            "cannot connect (is the app running?)".to_string()
+        } else {
+            "failed (did the app close the connection?)".to_string()
+        };
+        anyhow::Error::new(err).context(format!("{method} {url} {why}"))
+    })?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of {method} {url}"))?;
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Ok(Response { status, json, text })
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("chunk size line not ended")?;
-        let size_text = std::str::from_utf8(&data[..line_end])?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size {
-            bail!("chunk shorter than announced");
-        }
-        out.extend_from_slice(&data[..size]);
-        data = data.get(size + 2..).unwrap_or(&[]);
-    }
 }
 
 #[cfg(test)]
@@ -218,14 +170,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_plain_and_chunked_answers() {
-        let plain = b"HTTP/1.1 201 Created\r\nContent-Length: 8\r\n\r\n{\"id\":1}";
-        let r = parse_response(plain).unwrap();
-        assert_eq!(r.status, 201);
-        assert_eq!(r.json["id"], 1);
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:2}\r\n0\r\n\r\n";
-        let r = parse_response(chunked).unwrap();
-        assert_eq!(r.json["a"], 2);
-        assert!(parse_response(b"garbage").is_err());
+    fn query_strings_are_encoded() {
+        assert_eq!(
+            with_query("/socket.io/", [("EIO", "4"), ("token", "a b&c=d")]),
+            "/socket.io/?EIO=4&token=a+b%26c%3Dd"
+        );
+        assert_eq!(with_query("/x", []), "/x");
     }
 }

@@ -255,8 +255,8 @@ pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
 /// CPU time of a chosen set of threads: the client's runtime threads, so that a server
 /// running in the same process (the no-op server of the headroom benchmark) is not counted.
 ///
-/// Threads register themselves when they start and hand in their final CPU time when they
-/// stop; a reading adds the live threads' clocks (`pthread_getcpuclockid`) to that.
+/// Threads register their kernel thread id when they start and hand in their final CPU
+/// time when they stop; a reading adds the live threads' CPU clocks to that.
 #[derive(Clone, Default)]
 pub struct CpuMeter {
     inner: Arc<Mutex<CpuThreads>>,
@@ -264,28 +264,31 @@ pub struct CpuMeter {
 
 #[derive(Default)]
 struct CpuThreads {
-    live: Vec<libc::pthread_t>,
+    live: Vec<i32>,
     retired_ns: u64,
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock).map_or(0, |ts| {
+        ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+    })
+}
+
+/// The calling thread's CPU time, nanoseconds.
+fn own_cpu_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Linux's CPU-time clock of thread `tid` of this process: `(~tid << 3) | 6`
+/// (per-thread, scheduler clock), what `pthread_getcpuclockid` returns.
+fn thread_clock(tid: i32) -> nix::time::ClockId {
+    nix::time::ClockId::from_raw((!tid << 3) | 6)
 }
 
 impl CpuMeter {
     /// Registers the calling thread (call from `on_thread_start`, or for the main thread).
     pub fn register_current(&self) {
-        // SAFETY: pthread_self has no preconditions.
-        let me = unsafe { libc::pthread_self() };
+        let me = nix::unistd::gettid().as_raw();
         if let Ok(mut t) = self.inner.lock() {
             t.live.push(me);
         }
@@ -293,9 +296,8 @@ impl CpuMeter {
 
     /// Unregisters the calling thread, keeping its CPU time (call from `on_thread_stop`).
     pub fn retire_current(&self) {
-        // SAFETY: pthread_self has no preconditions.
-        let me = unsafe { libc::pthread_self() };
-        let spent = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+        let me = nix::unistd::gettid().as_raw();
+        let spent = own_cpu_ns();
         if let Ok(mut t) = self.inner.lock()
             && let Some(i) = t.live.iter().position(|&p| p == me)
         {
@@ -307,17 +309,13 @@ impl CpuMeter {
     /// CPU nanoseconds used so far by the registered threads (live and stopped).
     pub fn read_ns(&self) -> u64 {
         let Ok(t) = self.inner.lock() else { return 0 };
-        let mut total = t.retired_ns;
-        for &thread in &t.live {
-            let mut clock: libc::clockid_t = 0;
-            // SAFETY: `thread` is alive: threads remove themselves (under this same lock)
-            // before they exit, so the handle is valid while we hold the lock.
-            let rc = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
-            if rc == 0 {
-                total += clock_ns(clock);
-            }
-        }
-        total
+        // Threads remove themselves (under this same lock) before they exit, so every
+        // id here is a live thread of this process.
+        t.retired_ns
+            + t.live
+                .iter()
+                .map(|&tid| clock_ns(thread_clock(tid)))
+                .sum::<u64>()
     }
 
     /// A tokio runtime whose threads this meter accounts for.
@@ -409,9 +407,9 @@ mod tests {
             tokio::spawn(async {
                 // Spin until this thread itself has used 50 ms of CPU (not wall time, so a
                 // busy machine cannot make the test fail).
-                let start = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+                let start = own_cpu_ns();
                 let mut x = 0u64;
-                while clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) - start < 50_000_000 {
+                while own_cpu_ns() - start < 50_000_000 {
                     x = x.wrapping_mul(31).wrapping_add(7);
                 }
                 std::hint::black_box(x);

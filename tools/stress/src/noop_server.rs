@@ -1,6 +1,6 @@
 //! A Socket.IO v4 server that does nothing but acknowledge and broadcast: the headroom
-//! target. Written in Rust so that the server, not Node, sets no ceiling below what the
-//! client can do; it runs on its own runtime and threads, which the client's CPU meter
+//! target. Written in Rust (axum) so that the server, not Node, sets no ceiling below what
+//! the client can do; it runs on its own runtime and threads, which the client's CPU meter
 //! does not count.
 //!
 //! It speaks the `classic` adapter ([`crate::adapter::Adapter::reference`]): `POST /api/users`
@@ -15,19 +15,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 type Peer = (u64, mpsc::UnboundedSender<Message>);
 
 #[derive(Default)]
-struct State {
+struct ServerState {
     ids: AtomicU64,
     rooms: Mutex<HashMap<String, Vec<Peer>>>,
 }
+
+type Shared = Arc<ServerState>;
 
 /// A running no-op server; stops when dropped.
 pub struct NoopServer {
@@ -55,12 +62,17 @@ impl NoopServer {
         let addr = listener
             .local_addr()
             .context("the no-op server's socket has no local address")?;
-        let state = Arc::new(State::default());
+        let app = Router::new()
+            .route("/api/users", post(create_user))
+            .route("/api/rooms", post(create_room))
+            .route("/api/rooms/{id}/join", post(join))
+            .route("/socket.io/", any(upgrade))
+            .with_state(Shared::default());
         runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, state.clone()));
-            }
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(listener, app).await;
         });
         Ok(NoopServer {
             addr,
@@ -95,87 +107,34 @@ impl Drop for NoopServer {
     }
 }
 
-async fn serve(mut stream: TcpStream, state: Arc<State>) {
-    // Look at the request head without consuming it: WebSocket upgrades go to tungstenite.
-    let mut buf = [0u8; 4096];
-    let mut head = String::new();
-    for _ in 0..1000 {
-        let Ok(n) = stream.peek(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        head = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if head.contains("\r\n\r\n") || n == buf.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    if head.to_ascii_lowercase().contains("upgrade: websocket") {
-        if let Ok(ws) =
-            tokio_tungstenite::accept_async_with_config(stream, Some(crate::socketio::ws_config()))
-                .await
-        {
-            socket(ws, state).await;
-        }
-    } else {
-        let _ = rest(&mut stream, &state).await;
-    }
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn rest(stream: &mut TcpStream, state: &State) -> std::io::Result<()> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        data.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&data);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if data.len() >= end + 4 + len {
-                break;
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&data);
-    let line = text.lines().next().unwrap_or("");
-    let path = line.split_whitespace().nth(1).unwrap_or("");
+async fn create_user(State(state): State<Shared>) -> Response {
     let id = state.ids.fetch_add(1, Ordering::Relaxed) + 1;
-    let (status, body) = if line.starts_with("POST ") && path == "/api/users" {
-        (
-            "201 Created",
-            format!("{{\"token\":\"t{id}\",\"user\":{{\"id\":{id}}}}}"),
-        )
-    } else if line.starts_with("POST ") && path == "/api/rooms" {
-        ("201 Created", format!("{{\"id\":{id}}}"))
-    } else if line.starts_with("POST ")
-        && path.starts_with("/api/rooms/")
-        && path.ends_with("/join")
-    {
-        ("200 OK", "{\"ok\":true}".to_string())
-    } else {
-        ("404 Not Found", "{\"error\":\"not found\"}".to_string())
-    };
-    let answer = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(answer.as_bytes()).await?;
-    stream.shutdown().await
+    json(
+        StatusCode::CREATED,
+        format!("{{\"token\":\"t{id}\",\"user\":{{\"id\":{id}}}}}"),
+    )
 }
 
-async fn socket(ws: tokio_tungstenite::WebSocketStream<TcpStream>, state: Arc<State>) {
+async fn create_room(State(state): State<Shared>) -> Response {
+    let id = state.ids.fetch_add(1, Ordering::Relaxed) + 1;
+    json(StatusCode::CREATED, format!("{{\"id\":{id}}}"))
+}
+
+async fn join() -> Response {
+    json(StatusCode::OK, "{\"ok\":true}".into())
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {
+    // Small frames one per read: a small read buffer, as on the client side.
+    ws.read_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| serve_socket(socket, state))
+}
+
+async fn serve_socket(ws: WebSocket, state: Shared) {
     let me = state.ids.fetch_add(1, Ordering::Relaxed);
     let (sink, mut stream) = ws.split();
     let tx = crate::socketio::spawn_sender(sink);
@@ -190,56 +149,61 @@ async fn socket(ws: tokio_tungstenite::WebSocketStream<TcpStream>, state: Arc<St
         if t.starts_with("40") {
             let _ = tx.send(Message::text(format!("40{{\"sid\":\"s{me}\"}}")));
         } else if let Some(rest) = t.strip_prefix("42") {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let (id, data) = rest.split_at(digits);
-            let Some(name) = crate::engineio::event_name(data) else {
-                continue;
-            };
-            let args = &data[name.len() + 3..];
-            match name {
-                "join_room" => {
-                    let room_id = serde_json::from_str::<serde_json::Value>(&format!("[{args}"))
-                        .ok()
-                        .and_then(|v| {
-                            v.get(0)
-                                .and_then(|o| o.get("roomId"))
-                                .map(|r| r.to_string())
-                        })
-                        .unwrap_or_default();
-                    if let Ok(mut rooms) = state.rooms.lock() {
-                        rooms
-                            .entry(room_id.clone())
-                            .or_default()
-                            .push((me, tx.clone()));
-                    }
-                    room = Some(room_id);
-                    if !id.is_empty() {
-                        let _ = tx.send(Message::text(format!("43{id}[{{\"ok\":true}}]")));
-                    }
-                }
-                "send_message" => {
-                    if let Some(room) = &room {
-                        let frame =
-                            Message::Text(Utf8Bytes::from(format!("42[\"new_message\",{args}")));
-                        if let Ok(rooms) = state.rooms.lock() {
-                            for (_, peer) in rooms.get(room).into_iter().flatten() {
-                                let _ = peer.send(frame.clone());
-                            }
-                        }
-                    }
-                    if !id.is_empty() {
-                        let _ = tx.send(Message::text(format!("43{id}[{{\"ok\":true}}]")));
-                    }
-                }
-                _ => {}
-            }
-        } else if t == "3" {
-            // pong
+            event(&state, me, &tx, rest, &mut room);
         }
     }
     if let (Some(room), Ok(mut rooms)) = (room, state.rooms.lock())
         && let Some(peers) = rooms.get_mut(&room)
     {
         peers.retain(|(id, _)| *id != me);
+    }
+}
+
+/// One `42[...]` event: `join_room` enters a room, `send_message` is broadcast to it.
+fn event(
+    state: &ServerState,
+    me: u64,
+    tx: &mpsc::UnboundedSender<Message>,
+    rest: &str,
+    room: &mut Option<String>,
+) {
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (id, data) = rest.split_at(digits);
+    let Some(name) = crate::engineio::event_name(data) else {
+        return;
+    };
+    let args = &data[name.len() + 3..];
+    match name {
+        "join_room" => {
+            let room_id = serde_json::from_str::<serde_json::Value>(&format!("[{args}"))
+                .ok()
+                .and_then(|v| {
+                    v.get(0)
+                        .and_then(|o| o.get("roomId"))
+                        .map(|r| r.to_string())
+                })
+                .unwrap_or_default();
+            if let Ok(mut rooms) = state.rooms.lock() {
+                rooms
+                    .entry(room_id.clone())
+                    .or_default()
+                    .push((me, tx.clone()));
+            }
+            *room = Some(room_id);
+        }
+        "send_message" => {
+            if let Some(room) = room {
+                let frame = Message::Text(Utf8Bytes::from(format!("42[\"new_message\",{args}")));
+                if let Ok(rooms) = state.rooms.lock() {
+                    for (_, peer) in rooms.get(room.as_str()).into_iter().flatten() {
+                        let _ = peer.send(frame.clone());
+                    }
+                }
+            }
+        }
+        _ => return,
+    }
+    if !id.is_empty() {
+        let _ = tx.send(Message::text(format!("43{id}[{{\"ok\":true}}]")));
     }
 }

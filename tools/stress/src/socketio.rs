@@ -37,11 +37,12 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
 /// Hands a WebSocket's write half to a task that writes what the returned channel receives,
 /// up to 64 frames per flush, and closes the socket once every sender is gone. Used by the
 /// client's connections and by the no-op server alike.
-pub fn spawn_sender<S>(mut sink: S) -> mpsc::UnboundedSender<Message>
+pub fn spawn_sender<S, M>(mut sink: S) -> mpsc::UnboundedSender<M>
 where
-    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+    S: futures_util::Sink<M> + Unpin + Send + 'static,
+    M: Send + 'static,
 {
-    let (out, mut rx) = mpsc::unbounded_channel::<Message>();
+    let (out, mut rx) = mpsc::unbounded_channel::<M>();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(64);
         while rx.recv_many(&mut batch, 64).await > 0 {
@@ -68,14 +69,15 @@ pub struct Conn {
 impl Conn {
     /// Opens the WebSocket, reads the open packet and connects to the default namespace.
     pub async fn open(base: &BaseUrl, spec: &SocketSpec, vars: &Vars) -> Result<Conn> {
-        let mut query = String::from("?EIO=4&transport=websocket");
-        for (k, v) in &spec.query {
-            query.push('&');
-            query.push_str(k);
-            query.push('=');
-            query.push_str(&render_path(v, vars));
-        }
-        let url = base.ws(&format!("{}{}", spec.path, query));
+        let extra: Vec<(String, String)> = spec
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), render_path(v, vars)))
+            .collect();
+        let pairs = [("EIO", "4"), ("transport", "websocket")]
+            .into_iter()
+            .chain(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let url = base.ws(&http::with_query(&spec.path, pairs));
         let (ws, _) = tokio::time::timeout(
             SETUP_TIMEOUT,
             tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true),
