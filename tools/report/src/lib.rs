@@ -269,7 +269,8 @@ pub mod cli {
         /// run and list every disagreement beyond rounding (exit non-zero if any).
         #[arg(long, value_name = "PUBLISHED_JSON")]
         pub check: Option<PathBuf>,
-        /// Backend the ratios divide by (default: spacetime when present, else the first).
+        /// Backend the ratios divide by (default: the one whose backend.toml says
+        /// `[report] baseline = true`, spacetime, when present; else the first).
         #[arg(long)]
         pub baseline: Option<String>,
         /// Seed of the bootstrap resampling (same seed, same intervals).
