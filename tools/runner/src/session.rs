@@ -252,14 +252,11 @@ pub async fn run_agent(
 ) -> Result<AgentExit> {
     use std::os::unix::process::ExitStatusExt;
 
-    let transcript_path = inv.session_dir.join(TRANSCRIPT_FILE);
-    let transcript = create_file(&transcript_path).await?;
-    let stderr_file = create_file(&inv.session_dir.join(STDERR_FILE)).await?;
     // From the moment the agent exists, Ctrl-C, SIGTERM and a closed terminal (SIGHUP) stop
     // it and let the session be finalized, instead of killing the harness and leaving the
     // agent running (it is in its own process group, so the terminal does not reach it).
     let mut signals = StopSignals::watch()?;
-
+    let outputs = Outputs::create(inv).await?;
     let started = chrono::Local::now();
     let clock = Instant::now();
     let mut child = spawn_agent(inv)?;
@@ -269,24 +266,8 @@ pub async fn run_agent(
     // Which process is the agent (and its process group), for whoever wants to look at it.
     let pid_file = inv.session_dir.join(PID_FILE);
     let _ = tokio::fs::write(&pid_file, format!("{pid}\n")).await;
-
-    // The prompt goes in on stdin; closing it tells the CLI the prompt is complete.
-    if let Some(mut stdin) = child.stdin.take() {
-        let prompt = inv.prompt.clone();
-        tokio::spawn(async move {
-            let _ = stdin.write_all(prompt.as_bytes()).await;
-            let _ = stdin.shutdown().await;
-        });
-    }
     let live = Arc::new(Mutex::new(Live::default()));
-    let stdout = child.stdout.take().context("agent stdout not captured")?;
-    let stdout_task = follow_transcript(stdout, transcript, live.clone(), inv.marker.clone());
-    let stderr = child.stderr.take().context("agent stderr not captured")?;
-    let stderr_task = tokio::spawn(async move {
-        let mut stderr_file = stderr_file;
-        let _ = tokio::io::copy(&mut BufReader::new(stderr), &mut stderr_file).await;
-        let _ = stderr_file.flush().await;
-    });
+    let streams = Streams::start(&mut child, inv, outputs, live.clone())?;
 
     let mut watch = Watch {
         tracker: crate::procs::Tracker::new(pid),
@@ -304,19 +285,7 @@ pub async fn run_agent(
     let leftovers_stopped = watch.stop_leftovers(pid).await;
     let _ = tokio::fs::remove_file(&pid_file).await;
 
-    // The transcript ends when the pipe closes; a process that escaped the group could keep
-    // it open, so do not wait forever.
-    let write_error = match tokio::time::timeout(Duration::from_secs(10), stdout_task).await {
-        Ok(Ok(e)) => e,
-        _ => None,
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), stderr_task).await;
-    if let Some(e) = write_error {
-        eprintln!(
-            "warning: the transcript {} could not be fully written: {e}",
-            transcript_path.display()
-        );
-    }
+    streams.finish().await;
     let live = live.lock().map(|l| l.clone()).unwrap_or_default();
     Ok(AgentExit {
         ending,
@@ -328,6 +297,84 @@ pub async fn run_agent(
         started,
         ended: chrono::Local::now(),
     })
+}
+
+/// The files the agent's output goes to, created before it starts.
+struct Outputs {
+    transcript_path: PathBuf,
+    transcript: tokio::fs::File,
+    stderr_file: tokio::fs::File,
+}
+
+impl Outputs {
+    async fn create(inv: &AgentInvocation) -> Result<Outputs> {
+        let transcript_path = inv.session_dir.join(TRANSCRIPT_FILE);
+        Ok(Outputs {
+            transcript: create_file(&transcript_path).await?,
+            stderr_file: create_file(&inv.session_dir.join(STDERR_FILE)).await?,
+            transcript_path,
+        })
+    }
+}
+
+/// The agent's standard streams: the prompt in, the transcript and its stderr out.
+struct Streams {
+    transcript_path: PathBuf,
+    stdout_task: tokio::task::JoinHandle<Option<std::io::Error>>,
+    stderr_task: tokio::task::JoinHandle<()>,
+}
+
+impl Streams {
+    /// Feeds the prompt and starts copying the agent's output into `outputs`.
+    fn start(
+        child: &mut tokio::process::Child,
+        inv: &AgentInvocation,
+        outputs: Outputs,
+        live: Arc<Mutex<Live>>,
+    ) -> Result<Streams> {
+        let Outputs {
+            transcript_path,
+            transcript,
+            mut stderr_file,
+        } = outputs;
+        // The prompt goes in on stdin; closing it tells the CLI the prompt is complete.
+        if let Some(mut stdin) = child.stdin.take() {
+            let prompt = inv.prompt.clone();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(prompt.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let stdout = child.stdout.take().context("agent stdout not captured")?;
+        let stdout_task = follow_transcript(stdout, transcript, live, inv.marker.clone());
+        let stderr = child.stderr.take().context("agent stderr not captured")?;
+        let stderr_task = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut BufReader::new(stderr), &mut stderr_file).await;
+            let _ = stderr_file.flush().await;
+        });
+        Ok(Streams {
+            transcript_path,
+            stdout_task,
+            stderr_task,
+        })
+    }
+
+    /// Waits for the output to end. The transcript ends when the pipe closes; a process
+    /// that escaped the group could keep it open, so this does not wait forever.
+    async fn finish(self) {
+        let write_error =
+            match tokio::time::timeout(Duration::from_secs(10), self.stdout_task).await {
+                Ok(Ok(e)) => e,
+                _ => None,
+            };
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stderr_task).await;
+        if let Some(e) = write_error {
+            eprintln!(
+                "warning: the transcript {} could not be fully written: {e}",
+                self.transcript_path.display()
+            );
+        }
+    }
 }
 
 async fn create_file(path: &Path) -> Result<tokio::fs::File> {
