@@ -83,35 +83,12 @@ pub struct LoopLock {
 
 /// Takes the app's loop lock, or says which process holds it.
 pub fn lock(app_dir: &Path) -> Result<LoopLock> {
-    use std::io::Write as _;
-    let path = app_dir.join(LOOP_LOCK_FILE);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "another bench-loop (process {}) is running {}: let it finish, or stop it and run --resume",
-                holder.trim(),
-                app_dir.display()
-            );
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-        }
-    }
-    file.set_len(0)
-        .and_then(|()| writeln!(file, "{}", std::process::id()))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let file = bench_runner::layout::try_lock_file(&app_dir.join(LOOP_LOCK_FILE), |holder| {
+        format!(
+            "another bench-loop (process {holder}) is running {}: let it finish, or stop it and run --resume",
+            app_dir.display()
+        )
+    })?;
     Ok(LoopLock { _file: file })
 }
 

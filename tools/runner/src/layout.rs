@@ -177,8 +177,21 @@ pub struct AppLock {
 
 /// Takes the app's session lock (`.bench/session.lock`), or says who holds it.
 pub fn lock_app(app_dir: &Path) -> Result<AppLock> {
-    use std::io::Write as _;
     let path = app_dir.join(".bench").join("session.lock");
+    let file = try_lock_file(&path, |holder| {
+        format!(
+            "another bench-run session is working on {} (process {holder}): wait for it to finish",
+            app_dir.display()
+        )
+    })?;
+    Ok(AppLock { _file: file })
+}
+
+/// Takes an exclusive lock on `path` (created with its folder) without waiting, and writes
+/// this process's id into it; released when the file is dropped or the process ends. When
+/// another process holds it, fails with `busy(its process id)`.
+pub fn try_lock_file(path: &Path, busy: impl FnOnce(&str) -> String) -> Result<std::fs::File> {
+    use std::io::Write as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -187,17 +200,13 @@ pub fn lock_app(app_dir: &Path) -> Result<AppLock> {
         .truncate(false)
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "another bench-run session is working on {} (process {}): wait for it to finish",
-                app_dir.display(),
-                holder.trim()
-            );
+            let holder = std::fs::read_to_string(path).unwrap_or_default();
+            bail!("{}", busy(holder.trim()));
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("cannot lock {}", path.display()));
@@ -206,7 +215,7 @@ pub fn lock_app(app_dir: &Path) -> Result<AppLock> {
     file.set_len(0)
         .and_then(|()| writeln!(file, "{}", std::process::id()))
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(AppLock { _file: file })
+    Ok(file)
 }
 
 /// Saves an app's state.
