@@ -2,7 +2,7 @@
 //! the reference app already running, and the latency measurement's error against the
 //! driver's test page that shows a text a known delay after a click.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -156,25 +156,25 @@ pub struct Figures {
     pub samples: Vec<Sample>,
 }
 
-/// Runs the benchmark: the reference app started once, graded at level 1 then level 12
-/// through its address (no reset between), then the latency samples.
+/// Runs the benchmark: the reference app started once, graded at level 1 then level 12.
+/// Each grading resets the app's database first (the plans assume a fresh app), and the
+/// time reported is the driver's alone (browser launch to the last feature), the app
+/// running. Then the latency samples.
 pub fn run(test: &SelfTest, progress: &mut dyn FnMut(&str)) -> Result<Figures> {
     let reference = ReferenceApp::prepare(test)?;
     let app = bench_app::App::open(&reference.dir, &reference.options)?;
     app.start().context("cannot start the reference app")?;
-    let url = app.client_url();
     let mut timed = |level: u32| -> Result<f64> {
-        let out: PathBuf = test.work_dir.join(format!("bench-level-{level}"));
         let req = Request {
             root: test.root.clone(),
-            target: Target::Url(url.clone()),
+            target: Target::App(reference.dir.clone()),
             level: Some(level),
             features: Vec::new(),
             browser: test.browser.clone(),
-            out: Some(out),
+            out: None,
             driver_dir: test.driver_dir.clone(),
             trace: false,
-            app_options: None,
+            app_options: Some(reference.options.clone()),
         };
         let graded = grade(&req, progress)?;
         progress(&format!(
