@@ -42,6 +42,8 @@ enum Command {
     BenchGrade(bench_grade::cli::Args),
     /// The whole benchmark, resumable: generate, grade, fix, upgrade to level N, for several backends and repetitions.
     BenchLoop(bench_loop::cli::Args),
+    /// Harness overhead per session step of finished bench-loop runs (step time less agent time).
+    BenchLoopPerf(bench_loop::perf::Args),
     /// Stop the apps of runs, drop their databases, remove generated node_modules/dist (dry run unless --yes).
     BenchClean(bench_loop::clean::Args),
     /// Start, stop, reset or inspect an app with its backend's own commands.
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::BenchReport(args) => bench_report::cli::run(args),
         Command::BenchStress(args) => bench_stress::cli::run(args),
         Command::BenchLoop(args) => bench_loop::cli::run(args),
+        Command::BenchLoopPerf(args) => bench_loop::perf::run(args),
         Command::BenchClean(args) => bench_loop::clean::run(args),
         Command::BenchApp(args) => bench_app::cli::run(args),
     };

@@ -150,6 +150,7 @@ pub fn run(args: Args) -> Result<()> {
         .flat_map(|m| m.slots.iter().map(|s| s.backend.clone()))
         .collect();
     let env = loop_env(&args, &root, &runs_dir, &content, &backends)?;
+    watch_signals(&env.cancel)?;
     let mut results = Vec::new();
     for manifest in manifests {
         eprintln!(
@@ -181,6 +182,43 @@ pub fn run(args: Args) -> Result<()> {
             unfinished.join("\n")
         );
     }
+    Ok(())
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP cancel the loop: the sessions under way end recorded as
+/// interrupted, no new step starts, and the apps are left for `--resume`. A second signal
+/// exits at once.
+fn watch_signals(cancel: &Cancel) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal watcher")?;
+    let cancel = cancel.clone();
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            for _ in 0..2 {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+                if cancel.is_cancelled() {
+                    eprintln!("stopping now (a second signal); the apps' records say where to resume");
+                    std::process::exit(130);
+                }
+                eprintln!("stopping: the sessions under way end, then the loop (continue it with the same command or --resume; a second Ctrl-C stops at once)");
+                cancel.cancel();
+            }
+        });
+    });
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use bench_formats::loop_record::{
     GradeRecord, Grader, LoopRecord, LoopSettings, LoopStatus, LoopStep, StepRecord,
 };
-use bench_formats::{AppState, Rules, Variant};
+use bench_formats::{AppState, Outcome, Rules, Variant};
 use bench_runner::{RunOptions, Session, SessionReport, Task};
 
 use crate::env::LoopEnv;
@@ -244,10 +244,7 @@ impl<'a> AppDriver<'a> {
         let result = session_result(&report);
         let state = record::end_step(&dir, &result)?;
         self.status(Some(&state), &format!("{step}: {result}"));
-        if !report.succeeded() {
-            return self.stop(&dir, session_failure(&step, &report));
-        }
-        Ok(state)
+        self.after_session(&dir, &step, &report, state)
     }
 
     /// A fix or upgrade session.
@@ -287,10 +284,30 @@ impl<'a> AppDriver<'a> {
         let result = session_result(&report);
         let state = record::end_step(dir, &result)?;
         self.status(Some(&state), &format!("{step}: {result}"));
-        if !report.succeeded() {
-            return self.stop(dir, session_failure(&step, &report));
+        self.after_session(dir, &step, &report, state)
+    }
+
+    /// A session that did not complete stops the app, unless it was interrupted (Ctrl-C,
+    /// or a signal from outside): its step then runs again when the loop resumes.
+    fn after_session(
+        &mut self,
+        dir: &Path,
+        step: &LoopStep,
+        report: &SessionReport,
+        state: AppState,
+    ) -> Result<AppState> {
+        if report.succeeded() {
+            return Ok(state);
         }
-        Ok(state)
+        if self.env.cancel.is_cancelled()
+            || matches!(report.outcome, Outcome::Interrupted | Outcome::Killed)
+        {
+            bail!(
+                "the {step} session was {}: run the same command again, or --resume, to run it again",
+                report.outcome
+            );
+        }
+        self.stop(dir, session_failure(step, report))
     }
 
     /// The session's options: the app's settings, the loop's caps (the per-session cap,
@@ -398,6 +415,9 @@ impl<'a> AppDriver<'a> {
                     dir.join(bench_formats::files::GRADING_RESULTS_FILE)
                         .display()
                 )
+            }
+            Err(e) if self.env.cancel.is_cancelled() => {
+                return Err(e.context("interrupted while grading: run the same command again, or --resume, to grade again"));
             }
             Err(e) => {
                 record::end_step(dir, "grading could not run")?;

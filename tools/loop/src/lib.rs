@@ -15,6 +15,7 @@ pub mod env;
 pub mod fleet;
 pub mod grading;
 pub mod machine;
+pub mod perf;
 pub mod record;
 pub mod resume;
 pub mod summary;

@@ -14,7 +14,9 @@ pub const LOOP_LOCK_FILE: &str = ".bench/loop.lock";
 
 /// Now, as the records write it.
 pub fn now_utc() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// Reads an app's state.

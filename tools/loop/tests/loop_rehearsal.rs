@@ -113,19 +113,28 @@ fn state_of(app: &Path) -> Option<AppState> {
     read_json(&app.join(".bench/state.json")).ok()
 }
 
-/// Waits until the loop's upgrade session is under way, then kills the loop with SIGKILL.
-fn kill_during_upgrade(child: &mut std::process::Child, runs: &Path, log: &Path) -> PathBuf {
+/// Whether the receiver has the upgrade session's first paid call.
+fn upgrade_has_paid(state: &AppState, telemetry: &Path) -> bool {
+    state
+        .sessions
+        .iter()
+        .filter(|s| s.phase == Phase::Upgrade && s.outcome == Outcome::Running)
+        .filter_map(|s| s.session_id.as_deref())
+        .any(|id| {
+            std::fs::read_to_string(telemetry.join("sessions").join(id).join("logs.jsonl"))
+                .is_ok_and(|t| t.contains("api_request"))
+        })
+}
+
+/// Waits until the loop's upgrade session has paid for a call, then kills the loop with
+/// SIGKILL.
+fn kill_during_upgrade(child: &mut std::process::Child, env: &Env, log: &Path) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        if let Some(app) = apps(runs).into_iter().next()
+        if let Some(app) = apps(&env.runs).into_iter().next()
             && let Some(state) = state_of(&app)
-            && state
-                .sessions
-                .iter()
-                .any(|s| s.phase == Phase::Upgrade && s.outcome == Outcome::Running)
+            && upgrade_has_paid(&state, env.receiver.dir())
         {
-            // Let the agent make its first call, so the session has spent something.
-            std::thread::sleep(Duration::from_millis(2500));
             child.kill().unwrap();
             child.wait().unwrap();
             return app;
@@ -245,7 +254,7 @@ fn a_loop_killed_during_the_upgrade_resumes_at_the_upgrade() {
         .stderr(std::fs::File::create(&first).unwrap())
         .spawn()
         .unwrap();
-    let app = kill_during_upgrade(&mut child, &env.runs, &first);
+    let app = kill_during_upgrade(&mut child, &env, &first);
 
     let run_dir = app.ancestors().nth(3).unwrap().to_path_buf();
     let out = bench_loop(&env, 43)
