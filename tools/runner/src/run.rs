@@ -287,8 +287,19 @@ impl Session {
 
     /// Runs every step in order.
     pub async fn run(self) -> Result<SessionReport> {
+        self.run_with(|_, _| Ok(())).await
+    }
+
+    /// Runs every step in order, calling `claimed` once the session's folders exist and
+    /// before it is recorded as started (a driver adds its own record to the app's state
+    /// there, or takes a lock of its own on the app).
+    pub async fn run_with(
+        self,
+        claimed: impl FnOnce(&Folders, &mut AppState) -> Result<()>,
+    ) -> Result<SessionReport> {
         let preflight = self.preflight()?;
-        let (folders, state) = self.claim_folders()?;
+        let (folders, mut state) = self.claim_folders()?;
+        claimed(&folders, &mut state)?;
         let mut rec = self.record_start(folders, state, &preflight)?;
         let prepared = match self.prepare_inputs(&rec).await {
             Ok(p) => p,
