@@ -143,11 +143,18 @@ export function install(options) {
   // ---- regions -------------------------------------------------------------------------
   const isHeadingEl = (el) => /^H[1-6]$/.test(el.tagName) || el.getAttribute('role') === 'heading';
 
+  // Elements showing a contract heading; when some of them are headings (h1–h6,
+  // role=heading), only those: `Online` is also the status text next to each user.
+  function headingElements(h) {
+    const all = textElements(matcher(h, { exact: true }));
+    const marked = all.filter((a) => isHeadingEl(a) || a.closest('h1,h2,h3,h4,h5,h6,[role=heading]'));
+    return marked.length ? marked : all;
+  }
+
   function headingBoundaries(except) {
     const out = [];
     for (const h of headings) {
-      if (h === except) continue;
-      out.push(...textElements(matcher(h, { exact: true })));
+      if (h !== except) out.push(...headingElements(h));
     }
     return out;
   }
@@ -157,10 +164,19 @@ export function install(options) {
   function isRow(el) {
     if (el.matches('li,tr,article,[role=listitem],[role=row],[role=option],[role=treeitem],[role=article]')) return true;
     const parent = el.parentElement;
-    if (!parent || !el.classList.length) return false;
+    if (!parent) return false;
     const classes = [...el.classList];
-    return [...parent.children].some(
-      (s) => s !== el && s.tagName === el.tagName && classes.some((c) => s.classList.contains(c)),
+    const siblings = [...parent.children];
+    if (classes.length) {
+      // A sibling of the same tag with a class in common.
+      return siblings.some((s) => s !== el && s.tagName === el.tagName && classes.some((c) => s.classList.contains(c)));
+    }
+    // Without classes: one of several block children that all have the same tag (a plain
+    // list of divs); inline elements side by side (a name and its badge) are not rows.
+    return (
+      /^(DIV|P|SECTION|LI|ARTICLE)$/.test(el.tagName) &&
+      siblings.length > 1 &&
+      siblings.every((s) => s.tagName === el.tagName)
     );
   }
 
@@ -205,7 +221,7 @@ export function install(options) {
     const bounds = headingBoundaries(null);
     for (let e = anchor, depth = 0; e && e !== document.body && depth < 12; e = e.parentElement, depth++) {
       if (containsAny(e, bounds)) break;
-      if (isRow(e)) return { roots: [e] };
+      if (isRow(e)) return { roots: [e], row: true };
     }
     return { roots: [largestFree(anchor, bounds)] };
   }
@@ -214,11 +230,13 @@ export function install(options) {
     const anchors = textElements(matcher(scope, { exact: false }));
     let chosen = anchors;
     if (headings.has(scope)) {
-      const exact = anchors.filter((a) => ownText(a) === norm(scope));
-      const hs = exact.filter((a) => isHeadingEl(a) || a.closest('h1,h2,h3,h4,h5,h6,[role=heading]'));
-      chosen = hs.length ? hs : exact.length ? exact : anchors;
+      const exact = headingElements(scope);
+      chosen = exact.length ? exact : anchors;
     }
-    return chosen.map((a) => regionOf(a, scope));
+    const all = chosen.map((a) => regionOf(a, scope));
+    // Rows win: `Join` on `General` is the room list row's, not the open room header's.
+    const rows = all.filter((r) => r.row);
+    return rows.length ? rows : all;
   }
 
   function inRegion(el, r) {

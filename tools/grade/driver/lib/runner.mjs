@@ -210,41 +210,57 @@ export class Runner {
       await page.keyboard.press(item.key);
       return null;
     }
-    const el = await this.resolve(page, targetOf(item));
+    const target = targetOf(item);
+    if (item.do === 'type') {
+      // Typing is not retried: a half-typed text cannot be taken back.
+      const el = await this.resolve(page, target, Date.now() + FIND_TIMEOUT_MS);
+      await el.type(item.value, { delay: 15, timeout: 10000 });
+      return null;
+    }
+    if (item.do === 'fill' && item.time_from_now_s !== undefined) {
+      const when = await page.evaluate((ms) => window.__benchAgent.localDateTime(ms), item.time_from_now_s * 1000);
+      await this.withElement(page, target, (el, timeout) => el.fill(when.text, { timeout }));
+      return { at: when.at, note: when.text };
+    }
+    await this.withElement(page, target, (el, timeout) => this.actOn(el, item, timeout));
+    return null;
+  }
+
+  async actOn(el, item, timeout) {
     switch (item.do) {
       case 'click':
-        await el.click({ timeout: 5000 });
-        return null;
+        return el.click({ timeout });
       case 'hover':
-        await el.hover({ timeout: 5000 });
-        return null;
+        return el.hover({ timeout });
       case 'press':
-        await el.press(item.key, { timeout: 5000 });
-        return null;
-      case 'type':
-        await el.type(item.value, { delay: 15, timeout: 10000 });
-        return null;
+        return el.press(item.key, { timeout });
       case 'check':
-        await el.check({ timeout: 5000 });
-        return null;
+        return el.check({ timeout });
+      case 'fill':
+        return el.fill(item.value, { timeout });
       case 'select':
         try {
-          await el.selectOption({ label: item.option }, { timeout: 5000 });
+          return await el.selectOption({ label: item.option }, { timeout });
         } catch {
-          await el.selectOption(item.option, { timeout: 5000 });
+          return el.selectOption(item.option, { timeout });
         }
-        return null;
-      case 'fill': {
-        if (item.time_from_now_s === undefined) {
-          await el.fill(item.value, { timeout: 5000 });
-          return null;
-        }
-        const when = await page.evaluate((ms) => window.__benchAgent.localDateTime(ms), item.time_from_now_s * 1000);
-        await el.fill(when.text, { timeout: 5000 });
-        return { at: when.at, note: when.text };
-      }
       default:
         throw new Error(`unknown action ${item.do}`);
+    }
+  }
+
+  /// Finds the target and acts on it; when the element is replaced while the action waits
+  /// for it (a re-render), the target is found again, until the time to find it is up.
+  async withElement(page, target, fn) {
+    const deadline = Date.now() + FIND_TIMEOUT_MS;
+    for (;;) {
+      const el = await this.resolve(page, target, deadline);
+      try {
+        return await fn(el, Math.max(500, Math.min(2000, deadline - Date.now())));
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(100);
+      }
     }
   }
 
@@ -271,14 +287,14 @@ export class Runner {
 
   /// The element for a target, waiting for it; controls shown on hover are hovered into
   /// view through their scope's anchor.
-  async resolve(page, target) {
-    const deadline = Date.now() + FIND_TIMEOUT_MS;
+  async resolve(page, target, deadline) {
+    const begun = Date.now();
     let hovered = false;
     for (;;) {
       const handle = await page.evaluateHandle((t) => window.__benchAgent?.findOne(t) ?? null, target).catch(() => null);
       const el = handle?.asElement();
       if (el) return el;
-      if (!hovered && target.scope && Date.now() > deadline - FIND_TIMEOUT_MS + 500) {
+      if (!hovered && target.scope && Date.now() > begun + 500) {
         hovered = true;
         const anchor = (await page.evaluateHandle((s) => window.__benchAgent?.anchors(s)[0] ?? null, target.scope).catch(() => null))?.asElement();
         if (anchor) await anchor.hover({ timeout: 2000 }).catch(() => {});

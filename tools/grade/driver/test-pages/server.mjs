@@ -6,6 +6,7 @@
 //                <div>s, not lists; the header shows the user's own name; a `Join` button
 //                sits both in each room's row and in the open room's header; the `Online`
 //                heading is a <div>, not a heading element;
+//   /scoping.html  static markup with the traps region scoping must avoid (see the file);
 //   /delay.html  a button `Start` that shows `Delayed text` after ?delay=MS milliseconds
 //                (default 900), and the delay it actually achieved (`actual N ms`), for the
 //                driver's latency-accuracy benchmark.
@@ -97,6 +98,7 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   if (req.method === 'GET' && url.pathname === '/') return serveFile(res, 'chat.html', 'text/html; charset=utf-8');
   if (req.method === 'GET' && url.pathname === '/delay.html') return serveFile(res, 'delay.html', 'text/html; charset=utf-8');
+  if (req.method === 'GET' && url.pathname === '/scoping.html') return serveFile(res, 'scoping.html', 'text/html; charset=utf-8');
   if (req.method === 'GET' && url.pathname === '/events') {
     const userId = url.searchParams.get('user');
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
