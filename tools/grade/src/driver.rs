@@ -183,12 +183,17 @@ fn pump(
     }
 }
 
-/// Copies the driver's stderr into its log; returns the last 40 lines.
-fn copy_log(mut from: impl Read, mut to: std::fs::File) -> String {
-    let mut all = Vec::new();
-    let _ = from.read_to_end(&mut all);
-    let _ = to.write_all(&all);
-    let text = String::from_utf8_lossy(&all);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+/// Copies the driver's stderr into its log as it comes (so it can be followed while the
+/// driver runs); returns the last 40 lines.
+fn copy_log(from: impl Read, mut to: std::fs::File) -> String {
+    let mut tail = std::collections::VecDeque::with_capacity(40);
+    for line in BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        let _ = writeln!(to, "{line}");
+        if tail.len() == 40 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    Vec::from(tail).join("\n")
 }
