@@ -21,6 +21,11 @@ pub fn stamp(t: &DateTime<Local>) -> String {
     t.format("%Y%m%d-%H%M%S").to_string()
 }
 
+/// The local date as used in run folder names: `YYYYMMDD`.
+pub fn day(t: &DateTime<Local>) -> String {
+    t.format("%Y%m%d").to_string()
+}
+
 /// `<backend>-level<N>-<ts>`, `<backend>-upgrade-to-level<N>-<ts>`, `<backend>-fix-level<N>-<ts>`.
 pub fn run_id(backend: &str, phase: Phase, level: u32, ts: &str) -> String {
     match phase {

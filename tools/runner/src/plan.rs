@@ -53,7 +53,7 @@ impl Plan {
                     rules: opts.rules.unwrap_or_default(),
                     run_index: opts.run_index.unwrap_or(0),
                     app: AppPlace::New {
-                        date: chrono::Local::now().format("%Y%m%d").to_string(),
+                        date: layout::day(&chrono::Local::now()),
                     },
                     resume_from: None,
                     composed: true,
