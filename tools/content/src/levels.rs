@@ -542,6 +542,66 @@ script = [
     }
 
     #[test]
+    fn broken_scripts_are_refused_naming_feature_step_and_item() {
+        let go = "{ user = \"alice\", do = \"click\", button = \"Go\" }";
+        let done = "{ user = \"bob\", expect = \"appears\", text = \"Done\" }";
+        let cases: Vec<(String, &str)> = vec![
+            (
+                small().replacen(go, &go.replace("\"Go\"", "\"Stop\""), 1),
+                "feature 1 (first): test step 1, item 1 (do = click): \"Stop\" is not a button of the UI contract of features 1–1",
+            ),
+            (
+                small().replacen(go, &go.replace("button", "placeholder"), 1),
+                "feature 1 (first): test step 1, item 1 (do = click): \"Go\" is not a placeholder of the UI contract",
+            ),
+            (
+                small().replacen(done, &done.replace("Done", "Gone"), 1),
+                "feature 1 (first): test step 1, item 2 (expect = appears): \"Gone\" is not a visible text of the UI contract of features 1–1 nor a data string of the step",
+            ),
+            (
+                small().replacen(go, "{ user = \"alice\", do = \"click\" }", 1),
+                "test step 1, item 1 (do = click): needs a target: one of button, text, placeholder, holding, label, title",
+            ),
+            (
+                small().replacen(go, &go.replace(" }", ", seconds = 2 }"), 1),
+                "test step 1, item 1 (do = click): `seconds` does not apply here",
+            ),
+            (
+                small().replacen(done, &done.replace(" }", ", feature = 1 }"), 1),
+                "feature 1 (first): test step 1, item 2 (expect = appears): `feature = 1` must name an earlier feature",
+            ),
+            (
+                small().replacen(done, &done.replace(" }", ", since = \"due\" }"), 1),
+                "`since = \"due\"` names no moment remembered earlier in this feature",
+            ),
+            (
+                small().replacen(go, "{ user = \"alice\", do = \"switch_tab\", tab = \"a2\" }", 1),
+                "test step 1, item 1 (do = switch_tab): tab \"a2\" was never opened",
+            ),
+            (
+                small().replacen(done, "{ user = \"bob\", do = \"reload\" }", 1),
+                "feature 1 (first): test step 1: its script checks nothing",
+            ),
+            (
+                small().replacen("script = [\n  { user = \"bob\", do = \"reload\" },\n  { user = \"bob\", expect = \"appears\", text = \"Done\" },\n]\n", "", 1),
+                "feature 1 (first): test step 2 has no script (script it, or say in `manual` why no browser script can)",
+            ),
+            (
+                small().replacen("behaviours = [\"It works.\"]", "behaviours = [\"It works.\"]\nunscripted = [{ behaviour = 2, why = \"x\" }]", 1),
+                "feature 1 (first): unscripted behaviour 2 does not exist (behaviours are 1..=1)",
+            ),
+            (
+                small().replacen(go, &go.replace("click", "clik"), 1),
+                "unknown variant `clik`",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = problems_of(&text);
+            assert!(e.contains(needle), "expected {needle:?} in:\n{e}");
+        }
+    }
+
+    #[test]
     fn each_rule_names_what_is_wrong() {
         let cases = [
             (

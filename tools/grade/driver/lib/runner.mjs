@@ -82,6 +82,7 @@ export class Runner {
   }
 
   async runFeature(feature) {
+    const begun = Date.now();
     this.feature = feature.id;
     emit('feature_start', { feature: feature.id });
     const flat = this.plan(feature);
@@ -94,7 +95,7 @@ export class Runner {
     }
     await this.saveArtifacts(feature.id, failedSteps);
     this.step = null;
-    emit('feature_end', { feature: feature.id });
+    emit('feature_end', { feature: feature.id, ms: Date.now() - begun });
   }
 
   async runStep(feature, step, entries) {
@@ -219,30 +220,30 @@ export class Runner {
     }
     if (item.do === 'fill' && item.time_from_now_s !== undefined) {
       const when = await page.evaluate((ms) => window.__benchAgent.localDateTime(ms), item.time_from_now_s * 1000);
-      await this.withElement(page, target, (el, timeout) => el.fill(when.text, { timeout }));
+      await this.withElement(page, target, (el, timeout, force) => el.fill(when.text, { timeout, force }));
       return { at: when.at, note: when.text };
     }
-    await this.withElement(page, target, (el, timeout) => this.actOn(el, item, timeout));
+    await this.withElement(page, target, (el, timeout, force) => this.actOn(el, item, timeout, force));
     return null;
   }
 
-  async actOn(el, item, timeout) {
+  async actOn(el, item, timeout, force) {
     switch (item.do) {
       case 'click':
-        return el.click({ timeout });
+        return el.click({ timeout, force });
       case 'hover':
-        return el.hover({ timeout });
+        return el.hover({ timeout, force });
       case 'press':
         return el.press(item.key, { timeout });
       case 'check':
-        return el.check({ timeout });
+        return el.check({ timeout, force });
       case 'fill':
-        return el.fill(item.value, { timeout });
+        return el.fill(item.value, { timeout, force });
       case 'select':
         try {
-          return await el.selectOption({ label: item.option }, { timeout });
+          return await el.selectOption({ label: item.option }, { timeout, force });
         } catch {
-          return el.selectOption(item.option, { timeout });
+          return el.selectOption(item.option, { timeout, force });
         }
       default:
         throw new Error(`unknown action ${item.do}`);
@@ -253,10 +254,13 @@ export class Runner {
   /// for it (a re-render), the target is found again, until the time to find it is up.
   async withElement(page, target, fn) {
     const deadline = Date.now() + FIND_TIMEOUT_MS;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const el = await this.resolve(page, target, deadline);
+      // After two attempts whose element never became actionable (an app that re-renders
+      // its lists all the time), act without Playwright's stability checks.
+      const force = attempt > 2;
       try {
-        return await fn(el, Math.max(500, Math.min(2000, deadline - Date.now())));
+        return await fn(el, Math.max(500, Math.min(2000, deadline - Date.now())), force);
       } catch (err) {
         if (Date.now() > deadline) throw err;
         await sleep(100);
