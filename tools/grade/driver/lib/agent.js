@@ -50,7 +50,33 @@ export function install(options) {
 
   // The text of an element: its text nodes joined by spaces (so that adjacent elements are
   // not glued together), without scripts, styles or select options.
+  // Work shared by the evaluations of one moment (a tick of every watcher, or one call from
+  // the driver): texts of elements, heading elements and regions. The page does not change
+  // during a synchronous evaluation, so nothing goes stale.
+  let memo = null;
+  function withMemo(fn) {
+    if (memo) return fn();
+    memo = { text: new WeakMap(), heads: new Map(), regions: new Map() };
+    try {
+      return fn();
+    } finally {
+      memo = null;
+    }
+  }
+
   function ownText(el) {
+    if (memo) {
+      let t = memo.text.get(el);
+      if (t === undefined) {
+        t = computeText(el);
+        memo.text.set(el, t);
+      }
+      return t;
+    }
+    return computeText(el);
+  }
+
+  function computeText(el) {
     const parts = [];
     const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT, {
       acceptNode(n) {
@@ -146,6 +172,13 @@ export function install(options) {
   // Elements showing a contract heading; when some of them are headings (h1–h6,
   // role=heading), only those: `Online` is also the status text next to each user.
   function headingElements(h) {
+    if (memo?.heads.has(h)) return memo.heads.get(h);
+    const found = findHeadingElements(h);
+    memo?.heads.set(h, found);
+    return found;
+  }
+
+  function findHeadingElements(h) {
     const all = textElements(matcher(h, { exact: true }));
     const marked = all.filter((a) => isHeadingEl(a) || a.closest('h1,h2,h3,h4,h5,h6,[role=heading]'));
     return marked.length ? marked : all;
@@ -227,6 +260,13 @@ export function install(options) {
   }
 
   function regions(scope) {
+    if (memo?.regions.has(scope)) return memo.regions.get(scope);
+    const found = computeRegions(scope);
+    memo?.regions.set(scope, found);
+    return found;
+  }
+
+  function computeRegions(scope) {
     const anchors = textElements(matcher(scope, { exact: false }));
     let chosen = anchors;
     if (headings.has(scope)) {
@@ -333,7 +373,9 @@ export function install(options) {
   let observer = null;
 
   function tickAll(t) {
-    for (const w of watchers.values()) tick(w, t);
+    withMemo(() => {
+      for (const w of watchers.values()) tick(w, t);
+    });
   }
 
   function tick(w, t = now()) {
@@ -385,7 +427,7 @@ export function install(options) {
       const t = pendingAt ?? now();
       pendingAt = null;
       tickAll(t);
-    }, 50);
+    }, 100);
   }
 
   // When the driver's actions reached the page: the first input event after a mark.
@@ -404,22 +446,22 @@ export function install(options) {
   window.__benchAgent = {
     now,
     firstInputAfter: (mark) => inputs.find((t) => t >= mark) ?? null,
-    find: (t) => find(t),
-    findOne: (t) => find(t)[0] || null,
-    shown: (t) => find(t).length > 0,
-    count: (t) => find(t).length,
-    anchors: (scope) => textElements(matcher(scope, { exact: false })),
+    find: (t) => withMemo(() => find(t)),
+    findOne: (t) => withMemo(() => find(t)[0] || null),
+    shown: (t) => withMemo(() => find(t).length > 0),
+    count: (t) => withMemo(() => find(t).length),
+    anchors: (scope) => withMemo(() => textElements(matcher(scope, { exact: false }))),
     arm(id, cond) {
       const w = { cond, armedAt: now(), firstOk: null, okSince: null, firstNotOk: null, okNow: false };
       watchers.set(id, w);
-      tick(w);
+      withMemo(() => tick(w));
       ensureLoops();
       return w.armedAt;
     },
     state(id) {
       const w = watchers.get(id);
       if (!w) return null;
-      tick(w);
+      withMemo(() => tick(w));
       const { cond, ...rest } = w;
       return rest;
     },

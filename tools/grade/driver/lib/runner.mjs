@@ -6,7 +6,7 @@ import { emit, log } from './events.mjs';
 
 const FIND_TIMEOUT_MS = 10_000;
 const DEFAULT_WITHIN_S = 5;
-const POLL_MS = 40;
+const POLL_MS = 100;
 // Actions after which the acting user's page is a new document: watchers of that user are
 // armed after them, not before.
 const NAVIGATING = new Set(['open', 'reload', 'close_tab', 'new_tab', 'new_private_tab', 'switch_tab']);
