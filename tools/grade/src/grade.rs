@@ -2,7 +2,7 @@
 //! score, write the files.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_content::{Feature, Levels};
@@ -238,8 +238,7 @@ fn run_driver(
     bench_formats::io::write_json(&program_path, program)?;
     let level_of = |id: u32| levels.level_of(id).map_or(0, |l| l.number);
     let mut recorder = Recorder::new(program, level_of);
-    let steps: usize = program.features.iter().map(|f| f.steps.len()).sum();
-    let deadline = Duration::from_secs(120 + 60 * steps as u64);
+    let deadline = program.time_budget();
     let total = program.features.len();
     let mut done = 0;
     let mut feature_clock = Instant::now();

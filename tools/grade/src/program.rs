@@ -192,9 +192,101 @@ pub fn unscripted(feature: &Feature) -> Vec<(String, String)> {
         .collect()
 }
 
+impl Program {
+    /// How long the driver may take before it counts as hung: two minutes to start, and per
+    /// step 30 s plus every wait and twice every limit its items name (the driver waits up
+    /// to twice a limit to time a late observation).
+    pub fn time_budget(&self) -> std::time::Duration {
+        let seconds: f64 = self
+            .features
+            .iter()
+            .flat_map(|f| &f.steps)
+            .map(|s| 30.0 + s.item_seconds())
+            .sum();
+        std::time::Duration::from_secs_f64(120.0 + seconds)
+    }
+}
+
 impl ProgramStep {
+    /// Waits and twice the limits of the step's items (a default of 5 s for an expectation
+    /// that names none).
+    fn item_seconds(&self) -> f64 {
+        let items = self
+            .script
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        items
+            .iter()
+            .map(|item| {
+                let number = |key: &str| item.get(key).and_then(Value::as_f64);
+                let wait = number("seconds").unwrap_or(0.0).max(0.0);
+                let limit = match item.get("expect") {
+                    Some(_) => number("within_s").or(self.within_s).unwrap_or(5.0),
+                    None => 0.0,
+                };
+                wait + 2.0 * limit.max(0.0)
+            })
+            .sum()
+    }
+
     /// The script item at `item` (0-based), if any.
     pub fn item(&self, item: u32) -> Option<&Value> {
         self.script.as_array()?.get(item as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn levels() -> Levels {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        Levels::load(&root).unwrap()
+    }
+
+    fn settings() -> ProgramSettings {
+        ProgramSettings {
+            url: "http://127.0.0.1:1/".into(),
+            browser: PathBuf::from("/usr/lib/chromium/chromium"),
+            artifacts_dir: PathBuf::from("/tmp/artifacts"),
+            trace: false,
+        }
+    }
+
+    #[test]
+    fn the_level_12_program_carries_every_scripted_step_of_features_1_to_15() {
+        let levels = levels();
+        let features = select_features(&levels, 12, &[]).unwrap();
+        let program = Program::build(&settings(), &features).unwrap();
+        let ids: Vec<u32> = program.features.iter().map(|f| f.id).collect();
+        assert_eq!(ids, (1..=15).collect::<Vec<_>>());
+        for (f, feature) in program.features.iter().zip(&features) {
+            let manual = manual_steps(feature).len();
+            assert_eq!(
+                f.steps.len() + manual,
+                feature.test.len(),
+                "feature {}",
+                f.id
+            );
+            assert!(
+                f.steps
+                    .iter()
+                    .all(|s| s.script.as_array().is_some_and(|a| !a.is_empty()))
+            );
+        }
+        let budget = program.time_budget().as_secs();
+        assert!((600..7_200).contains(&budget), "{budget} s");
+    }
+
+    #[test]
+    fn a_selection_must_belong_to_the_level() {
+        let levels = levels();
+        let picked = select_features(&levels, 2, &[3]).unwrap();
+        assert_eq!(picked.len(), 1);
+        let e = select_features(&levels, 1, &[5]).unwrap_err().to_string();
+        assert!(e.contains("feature 5 is not part of level 1"), "{e}");
+        let e = select_features(&levels, 0, &[]).unwrap_err().to_string();
+        assert!(e.contains("--level 0 does not exist"), "{e}");
     }
 }
