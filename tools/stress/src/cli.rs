@@ -33,7 +33,7 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Postgres => "postgres",
             BackendKind::Mongodb => "mongodb",
@@ -52,9 +52,14 @@ impl BackendKind {
 ///   cargo xtask bench-stress --headroom
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Kind of target.
-    #[arg(long, value_enum, required_unless_present_any = ["compare", "headroom", "serve_noop"])]
+    /// Kind of target [default with --app: the app's backend].
+    #[arg(long, value_enum, required_unless_present_any = ["compare", "headroom", "serve_noop", "app"])]
     pub backend: Option<BackendKind>,
+    /// An app the harness built (`runs/.../results/chat-app-<ts>`): URL, database URL and
+    /// ports from its state and backend, its source for discovery, results in its run's
+    /// `stress/`; started on a fresh database (and stopped after) when it is not running.
+    #[arg(long, value_name = "APP_DIR")]
+    pub app: Option<PathBuf>,
     /// Load shape.
     #[arg(long, value_enum, default_value = "stress")]
     pub scenario: Scenario,
@@ -80,11 +85,11 @@ pub struct Args {
     /// Write the adapter that was used (probed or given) to this file.
     #[arg(long)]
     pub save_adapter: Option<PathBuf>,
-    /// Measurement window, seconds.
-    #[arg(long, default_value_t = 30.0)]
+    /// Measurement window: seconds, or a duration such as 30s, 2m, 1m30s.
+    #[arg(long, default_value = "30", value_parser = seconds)]
     pub duration: f64,
-    /// Warm-up before the window, seconds (excluded from every figure but the totals).
-    #[arg(long, default_value_t = 5.0)]
+    /// Warm-up before the window (seconds or 5s, 1m; excluded from every figure but the totals).
+    #[arg(long, default_value = "5", value_parser = seconds)]
     pub warmup: f64,
     /// Sending connections (users, in the realistic scenario).
     #[arg(long, default_value_t = 20)]
@@ -107,11 +112,11 @@ pub struct Args {
     /// Bytes of text per message.
     #[arg(long, default_value_t = 64)]
     pub message_bytes: u32,
-    /// A request unanswered this long (seconds) counts as a timeout.
-    #[arg(long, default_value_t = 10.0)]
+    /// A request unanswered this long (seconds or 10s, 500ms) counts as a timeout.
+    #[arg(long, default_value = "10", value_parser = seconds)]
     pub timeout: f64,
-    /// Seconds allowed after the window for answers still in flight.
-    #[arg(long, default_value_t = 10.0)]
+    /// Time allowed after the window for answers still in flight (seconds or 10s, 1m).
+    #[arg(long, default_value = "10", value_parser = seconds)]
     pub drain: f64,
     /// Folder for the result file [default: runs/adhoc/<backend>/stress].
     #[arg(long)]
@@ -162,6 +167,11 @@ pub fn run(args: Args) -> Result<()> {
         );
         return server.wait_for_signal();
     }
+    let mut args = args;
+    let _app = match args.app.clone() {
+        Some(dir) => Some(crate::app::AppUnderTest::prepare(&dir, &mut args)?),
+        None => None,
+    };
     if args.ceiling && (args.backend != Some(BackendKind::Postgres) || args.db_url.is_none()) {
         bail!(
             "--ceiling measures direct INSERTs into the app's PostgreSQL: give --backend postgres and --db-url"
@@ -238,6 +248,19 @@ impl Args {
             request_timeout_seconds: plan.timeout.as_secs_f64(),
             drain_seconds: plan.drain.as_secs_f64(),
         }
+    }
+}
+
+/// A time as seconds: a plain number (`30`, `0.5`) or a humantime duration (`30s`, `2m`,
+/// `1m30s`, `500ms`).
+fn seconds(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(secs),
+        Ok(_) => Err(format!("{text}: give a time of zero or more")),
+        Err(_) => humantime::parse_duration(t)
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| format!("{text}: {e} (write seconds, or e.g. 30s, 2m, 1m30s, 500ms)")),
     }
 }
 
@@ -524,6 +547,12 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["x", "--compare", "a.json"]).is_ok());
         assert_eq!(parse_cadence("5..15").unwrap(), (5.0, 15.0));
+        assert_eq!(seconds("30").unwrap(), 30.0);
+        assert_eq!(seconds("1m30s").unwrap(), 90.0);
+        assert_eq!(seconds("500ms").unwrap(), 0.5);
+        assert!(seconds("-1").is_err() && seconds("soon").is_err());
+        let cli = Cli::try_parse_from(["x", "--backend", "ceiling", "--duration", "2m"]).unwrap();
+        assert_eq!(cli.args.plan().unwrap().duration, Duration::from_secs(120));
         assert_ne!(run_tag(), "");
     }
 }

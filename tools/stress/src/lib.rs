@@ -7,6 +7,7 @@
 //! [`bench_formats::stress`].
 
 pub mod adapter;
+pub mod app;
 pub mod backend;
 pub mod candidates;
 pub mod ceiling;

@@ -316,10 +316,22 @@ pub fn app_limit(r: &StressResult) -> Option<String> {
     } else {
         format!("{timeouts} messages were dropped without an answer")
     };
+    // The source states the limit as messages/s per user: suggest a run within it.
+    let stated: Option<f64> = source.and_then(|s| {
+        let rest = s.split("about ").nth(1)?;
+        rest.split_whitespace().next()?.parse().ok()
+    });
+    let within = stated.map(|per_user| {
+        format!(
+            "; to measure the app within its limit: --scenario rate --rate {:.0}",
+            (per_user * f64::from(users) * 0.9).floor().max(1.0)
+        )
+    });
     Some(format!(
         "the app's rate limit bounds this run, not the client: {how}; it accepted about \
-         {per_user:.1} msg/s per user ({users} users){}",
-        source.map(|s| format!(" [{s}]")).unwrap_or_default()
+         {per_user:.1} msg/s per user ({users} users){}{}",
+        source.map(|s| format!(" [{s}]")).unwrap_or_default(),
+        within.unwrap_or_default()
     ))
 }
 

@@ -518,7 +518,14 @@ fn handler_parts(rest: &str) -> (Vec<String>, &str) {
         (vec![name], after)
     };
     let after = after.trim_start();
+    let arrow = after.starts_with("=>");
     let after = after.strip_prefix("=>").unwrap_or(after).trim_start();
+    if arrow && !after.starts_with('{') {
+        // An expression body: up to the `)` that closes the `.on(` call.
+        let wrapped = format!("({after}");
+        let expr = balanced(&wrapped, '(', ')').unwrap_or(after);
+        return (params, &after[..expr.len().min(after.len())]);
+    }
     // A return type annotation (`): Promise<void> {`) comes before the body.
     let open = after.find('{').unwrap_or(after.len());
     let body = balanced(&after[open..], '{', '}').unwrap_or(after);
@@ -735,4 +742,134 @@ fn strip_comments(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INDEX: &str = r#"
+import express from 'express';
+import roomsRouter from './routes/rooms';
+const app = express();
+app.use('/api/rooms', roomsRouter);
+// app.post('/api/commented-out', ...)
+app.post('/api/users', async (req, res) => {
+  const { username, password } = req.body as { username?: string; password?: string };
+  res.json({ id: 1 });
+});
+io.use((socket, next) => { const { token } = socket.handshake.auth; next(); });
+io.on('connection', (socket) => {
+  socket.on('register', async ({ userId, userName }: { userId: number; userName: string }) => {
+    connectedUsers.set(socket.id, { id: userId, name: userName });
+  });
+  socket.on('join_room', (roomId: number) => {
+    socket.join(`room:${roomId}`);
+  });
+  socket.on('sendMessage', async (data, callback) => {
+    const last = lastSent.get(data.userId) ?? 0;
+    if (now - last < 250) return;
+    io.to(`room:${data.roomId}`).emit('newMessage', { text: data.text });
+    callback({ ok: true });
+  });
+  socket.on('typing', ({ roomId }) => socket.to(roomId).emit('typing', {}));
+  socket.on('disconnect', () => {});
+});
+"#;
+
+    const ROOMS: &str = r#"
+const router = express.Router();
+router.post('/', (req, res) => { const name = req.body.name; res.json({ id: 2 }); });
+router.post('/:roomId/join', (req, res) => res.json({ ok: true }));
+export default router;
+"#;
+
+    const SCHEMA: &str = r#"
+export const messages = pgTable('chat_messages', {
+  id: serial('id').primaryKey(),
+  roomId: integer('room_id').notNull(),
+  body: text('body').notNull(),
+  createdAt: timestamp('created_at').defaultNow(),
+});
+"#;
+
+    #[test]
+    fn reads_routes_handlers_auth_tables_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("server/src");
+        std::fs::create_dir_all(src.join("routes")).unwrap();
+        std::fs::create_dir_all(dir.path().join("server/node_modules/x")).unwrap();
+        std::fs::write(src.join("index.ts"), INDEX).unwrap();
+        std::fs::write(src.join("routes/rooms.ts"), ROOMS).unwrap();
+        std::fs::write(src.join("schema.ts"), SCHEMA).unwrap();
+        std::fs::write(dir.path().join("server/node_modules/x/a.js"), INDEX).unwrap();
+        let facts = SourceFacts::scan(dir.path()).unwrap();
+        assert_eq!(facts.files, 3, "node_modules is not read");
+        let posts: Vec<(&str, &[String])> = facts
+            .routes
+            .iter()
+            .map(|r| (r.path.as_str(), r.body_fields.as_slice()))
+            .collect();
+        let fields = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let users = fields(&["username", "password"]);
+        assert!(
+            posts.contains(&("/api/users", users.as_slice())),
+            "{posts:?}"
+        );
+        let rooms = fields(&["name"]);
+        assert!(
+            posts.contains(&("/api/rooms", rooms.as_slice())),
+            "{posts:?}"
+        );
+        assert!(posts.iter().any(|(p, _)| *p == "/api/rooms/:roomId/join"));
+        assert!(!posts.iter().any(|(p, _)| p.contains("commented")));
+        let by = |e: &str| facts.handlers.iter().find(|h| h.event == e).unwrap();
+        let register = by("register");
+        assert_eq!(
+            register.payload,
+            Payload::Fields(vec!["userId".into(), "userName".into()])
+        );
+        assert!(register.sets_identity && !register.ack);
+        let join = by("join_room");
+        assert_eq!(join.payload, Payload::Scalar("roomId".into()));
+        assert!(join.joins_room);
+        let send = by("sendMessage");
+        assert!(send.ack);
+        assert_eq!(send.room_emits, vec![("newMessage".to_string(), true)]);
+        let Payload::Fields(fields) = &send.payload else {
+            panic!("{send:?}")
+        };
+        assert!(fields.contains(&"text".to_string()) && fields.contains(&"roomId".to_string()));
+        assert_eq!(by("typing").room_emits, vec![("typing".to_string(), false)]);
+        assert!(facts.handlers.iter().all(|h| h.event != "disconnect"));
+        assert_eq!(facts.handshake_auth, vec!["token".to_string()]);
+        assert_eq!(facts.tables[0].name, "chat_messages");
+        assert_eq!(
+            facts.tables[0].columns,
+            ["id", "room_id", "body", "created_at"]
+        );
+        assert_eq!(facts.rate_limits.len(), 1);
+        assert_eq!(facts.rate_limits[0].per_second, Some(4.0));
+    }
+
+    #[test]
+    fn candidates_follow_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.ts"), INDEX).unwrap();
+        std::fs::write(dir.path().join("schema.ts"), SCHEMA).unwrap();
+        let facts = SourceFacts::scan(dir.path()).unwrap();
+        let c = crate::candidates::Candidates::from_source(&facts);
+        assert_eq!(c.identity[0].event, "register");
+        assert_eq!(c.joins[0].payload, serde_json::json!("{{room_id}}"));
+        assert_eq!(c.sends[0].event, "sendMessage");
+        assert_eq!(c.sends[0].payload["text"], "{{content}}");
+        assert_eq!(c.auth, serde_json::json!({"token": "{{token}}"}));
+        let v = c.verify.unwrap();
+        assert_eq!(
+            (v.table.as_str(), v.text_column.as_str()),
+            ("chat_messages", "body")
+        );
+        assert_eq!(v.room_column.as_deref(), Some("room_id"));
+        assert!(SourceFacts::scan(&dir.path().join("missing")).is_err());
+    }
 }
