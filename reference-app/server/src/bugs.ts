@@ -5,6 +5,7 @@ export const BUG_KEYS = [
   'receipts-lost-on-refresh',
   'unread-lost-on-refresh',
   'scheduled-past-accepted',
+  'scheduled-late',
   'ephemeral-not-live',
   'reaction-tooltip-missing',
   'edit-history-empty',

@@ -56,9 +56,11 @@ export async function cancel(userId: number, id: number) {
 
 /** Posts every scheduled message that is due, with its due time as its sent time. */
 export async function postDue(): Promise<number> {
+  const lateness = bug('scheduled-late') ? '10 seconds' : '0 seconds';
   const due = await rows(
-    `DELETE FROM scheduled_messages WHERE send_at <= now()
+    `DELETE FROM scheduled_messages WHERE send_at <= now() - $1::interval
      RETURNING id, room_id AS "roomId", user_id AS "userId", content, send_at AS "sendAt"`,
+    [lateness],
   );
   for (const s of due) {
     try {
