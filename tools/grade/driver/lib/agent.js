@@ -225,7 +225,13 @@ export function install(options) {
   // The region of one anchor element: a list of root elements and an optional top limit.
   function regionOf(anchor, anchorText) {
     if (headings.has(anchorText)) {
-      const bounds = headingBoundaries(anchorText);
+      // Other panels end this one: their contract headings, and any heading element, so
+      // that a panel the graded features do not name (a level-12 app graded at level 1)
+      // still bounds it.
+      const generic = [...document.querySelectorAll('h1,h2,h3,h4,h5,h6,[role=heading]')].filter(
+        (h) => visible(h) && !h.contains(anchor) && !anchor.contains(h),
+      );
+      const bounds = [...headingBoundaries(anchorText), ...generic];
       const top = largestFree(anchor, bounds);
       const roots = [top];
       if (ownText(top) === norm(anchorText)) {
