@@ -67,11 +67,9 @@ pub struct CostSummary {
     /// Version of this file's additions; absent in the original harness's files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,
-    /// `ok` (totals from complete api_request events, nothing disagrees), `partial` (the
-    /// totals come from another source, or a source is short or mismatches; see
-    /// `reconciliation`), `no-telemetry`.
+    /// How complete the totals are; see [`SummaryStatus`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<SummaryStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +205,34 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How complete a cost summary's totals are ([`CostSummary::status`]).
+    pub enum SummaryStatus ("summary status") {
+        /// The totals come from complete api_request events and nothing disagrees.
+        Ok => "ok",
+        /// The totals come from another source, or a source is short or mismatches (see
+        /// the reconciliation).
+        Partial => "partial",
+        /// No telemetry matched the session.
+        NoTelemetry => "no-telemetry",
+    }
+}
+
+named_enum! {
+    /// How one cost source stands against the trusted one ([`SourceFigures::status`]).
+    pub enum SourceStatus ("source status") {
+        /// It is the trusted source.
+        Trusted => "trusted",
+        /// It agrees with the trusted source.
+        Ok => "ok",
+        /// A telemetry source below the trusted one on every figure that differs: records
+        /// were lost.
+        Short => "short",
+        /// Any other difference.
+        Mismatch => "mismatch",
+    }
+}
+
 /// One source's view of the session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -231,10 +257,9 @@ pub struct SourceFigures {
     /// Relative difference of `cost_usd` from the trusted source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_from_trusted: Option<f64>,
-    /// `trusted` (it is the source), `ok` (agrees with it), `short` (a telemetry source
-    /// below it on every figure that differs: records were lost) or `mismatch`.
+    /// How this source stands against the trusted one; see [`SourceStatus`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<SourceStatus>,
     /// Where the figures came from (file, number of records or points).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

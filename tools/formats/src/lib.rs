@@ -35,7 +35,7 @@ pub mod state;
 pub mod stress;
 pub mod template;
 
-pub use cost::{CostSummary, Status};
+pub use cost::{CostSummary, SourceStatus, Status, SummaryStatus};
 pub use experiment::{Rules, Variant};
 pub use io::{read_json, write_json};
 pub use metadata::{Outcome, Phase, SessionMetadata};

@@ -17,7 +17,7 @@ use bench_formats::files::{
     BUG_REPORT_FILE, COST_SUMMARY_FILE, GRADING_RESULTS_FILE, ITERATION_LOG_FILE, METADATA_FILE,
 };
 use bench_formats::stress::StressResult;
-use bench_formats::{CostSummary, Phase, SessionMetadata, Status, read_json};
+use bench_formats::{CostSummary, Phase, SessionMetadata, Status, SummaryStatus, read_json};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// One run directory.
@@ -331,8 +331,8 @@ fn load_session(dir: &Path, backend: &str, warnings: &mut Vec<String>) -> Option
             return None;
         }
     };
-    if let Some(status) = summary.status.as_deref()
-        && status != "ok"
+    if let Some(status) = summary.status
+        && status != SummaryStatus::Ok
     {
         warnings.push(format!(
             "session {run_id}: cost-summary.json status is `{status}`; its figures may be incomplete"

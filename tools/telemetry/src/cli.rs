@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use bench_formats::{SourceStatus, SummaryStatus};
 
 use crate::{Inputs, Options, SessionCost, summarize};
 
@@ -78,7 +79,7 @@ fn print_outcome(cost: &SessionCost) {
                     format!("{:.6}", f.cost_usd),
                     f.api_calls
                         .map_or_else(|| "-".to_string(), |c| c.to_string()),
-                    f.status.as_deref().unwrap_or(""),
+                    f.status.map_or("", SourceStatus::as_str),
                     // num_turns is shown apart: it is not a call count.
                     f.turns
                         .map(|t| format!(" (num_turns {t}, not compared)"))
@@ -122,7 +123,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let cost = summarize(&args.session_dir, &inputs, &opts)?;
     print_outcome(&cost);
-    if cost.status() == "no-telemetry" {
+    if cost.status() == SummaryStatus::NoTelemetry {
         let files = cost
             .summary
             .inputs

@@ -30,7 +30,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use bench_formats::{CostSummary, SessionMetadata, read_json, write_json};
+use bench_formats::{CostSummary, SessionMetadata, SummaryStatus, read_json, write_json};
 
 pub use live::{LiveSnapshot, LiveTally};
 pub use scan::{Malformed, Target};
@@ -121,9 +121,9 @@ pub struct SessionCost {
 }
 
 impl SessionCost {
-    /// `ok`, `partial` or `no-telemetry`.
-    pub fn status(&self) -> &str {
-        self.summary.status.as_deref().unwrap_or("ok")
+    /// How complete the totals are (`ok` when the summary does not say).
+    pub fn status(&self) -> SummaryStatus {
+        self.summary.status.unwrap_or(SummaryStatus::Ok)
     }
 
     /// Warnings recorded by the reconciliation.

@@ -679,6 +679,7 @@ fn extract_and_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bench_formats::SourceStatus;
 
     #[test]
     fn a_small_generated_file_gives_back_its_truth() {
@@ -709,7 +710,7 @@ mod tests {
             );
             assert_eq!(cost.summary.cache_read_tokens, truth.cache_read_tokens);
             let rec = cost.summary.reconciliation.unwrap();
-            assert_eq!(rec.metrics.unwrap().status.as_deref(), Some("ok"));
+            assert_eq!(rec.metrics.unwrap().status, Some(SourceStatus::Ok));
         }
     }
 }

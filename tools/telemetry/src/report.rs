@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use bench_formats::SessionMetadata;
 use bench_formats::cost::{
-    CostSummary, InputStats, Reconciliation, SourceFigures, Status, ToolStats,
+    CostSummary, InputStats, Reconciliation, SourceFigures, SourceStatus, Status, SummaryStatus,
+    ToolStats,
 };
 
 use crate::scan::{Collected, Malformed};
@@ -114,9 +115,9 @@ fn write_header(r: &mut String, meta: &SessionMetadata, s: &CostSummary) {
 /// The totals table, and a warning when no telemetry matched.
 fn write_totals(r: &mut String, s: &CostSummary) {
     let recon = s.reconciliation.as_ref();
-    let status = s.status.as_deref().unwrap_or("ok");
+    let status = s.status.unwrap_or(SummaryStatus::Ok);
     let _ = writeln!(r, "## Totals\n");
-    if status == "no-telemetry" {
+    if status == SummaryStatus::NoTelemetry {
         let _ = writeln!(
             r,
             "> **No telemetry matched this session.** The figures below come from {}.\n",
@@ -282,7 +283,7 @@ fn write_sources(r: &mut String, rec: &Reconciliation) {
                 opt_thousands(f.cache_creation_tokens),
                 f.diff_from_trusted
                     .map_or_else(|| "–".to_string(), |d| format!("{:+.4} %", d * 100.0)),
-                f.status.as_deref().unwrap_or("–")
+                f.status.map_or("–", SourceStatus::as_str)
             ),
             None => writeln!(r, "| {name} | – | – | – | – | – | – | – | missing |"),
         };

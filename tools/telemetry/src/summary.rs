@@ -26,7 +26,9 @@
 use std::collections::BTreeMap;
 
 use bench_formats::SessionMetadata;
-use bench_formats::cost::{CostSummary, ModelUsage, Reconciliation, SourceFigures, Status};
+use bench_formats::cost::{
+    CostSummary, ModelUsage, Reconciliation, SourceFigures, SourceStatus, Status, SummaryStatus,
+};
 
 use crate::metrics::MetricTotals;
 use crate::result::CliResult;
@@ -192,11 +194,11 @@ enum Verdict {
 }
 
 impl Verdict {
-    fn as_str(self) -> &'static str {
+    fn status(self) -> SourceStatus {
         match self {
-            Verdict::Agrees => "ok",
-            Verdict::Short => "short",
-            Verdict::Mismatch => "mismatch",
+            Verdict::Agrees => SourceStatus::Ok,
+            Verdict::Short => SourceStatus::Short,
+            Verdict::Mismatch => SourceStatus::Mismatch,
         }
     }
 }
@@ -307,7 +309,7 @@ fn compare(
         (true, false) if telemetry => Verdict::Short,
         _ => Verdict::Mismatch,
     };
-    fig.status = Some(verdict.as_str().to_string());
+    fig.status = Some(verdict.status());
     (warnings, verdict)
 }
 
@@ -350,11 +352,11 @@ pub fn build(inp: &Inputs<'_>) -> CostSummary {
         Status::Ok
     };
     let status = if no_telemetry {
-        "no-telemetry"
+        SummaryStatus::NoTelemetry
     } else if trusted == Some(Source::Events) && !mismatch && !short {
-        "ok"
+        SummaryStatus::Ok
     } else {
-        "partial"
+        SummaryStatus::Partial
     };
 
     // Totals from the trusted source.
@@ -453,7 +455,7 @@ fn compare_with_trusted(
     ] {
         let Some(fig) = fig else { continue };
         if name == t {
-            fig.status = Some("trusted".to_string());
+            fig.status = Some(SourceStatus::Trusted);
             fig.diff_from_trusted = Some(0.0);
             continue;
         }
@@ -515,7 +517,7 @@ fn input_warnings(
 }
 
 /// The summary's identity (backend, level, session, times, status) from the metadata.
-fn summary_head(inp: &Inputs<'_>, status: &str) -> CostSummary {
+fn summary_head(inp: &Inputs<'_>, status: SummaryStatus) -> CostSummary {
     let c = inp.collected;
     let meta = inp.meta;
     CostSummary {
@@ -540,7 +542,7 @@ fn summary_head(inp: &Inputs<'_>, status: &str) -> CostSummary {
             c.last_ns,
         ),
         schema_version: Some(SCHEMA_VERSION),
-        status: Some(status.to_string()),
+        status: Some(status),
         phase: meta.effective_phase(),
         run_id: meta.run_id.clone(),
         malformed_lines: Some(c.malformed_count),

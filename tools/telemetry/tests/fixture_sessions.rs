@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bench_formats::CostSummary;
+use bench_formats::{CostSummary, SourceStatus, SummaryStatus};
 use bench_telemetry::{Inputs, LiveTally, Options, cli, summarize};
 use serde_json::{Value, json};
 
@@ -137,16 +137,16 @@ fn each_session_reproduces_the_cli_totals_and_all_three_sources_agree() {
         assert_cost(s.total_cost_usd, total);
         // The float sum in event order is the CLI's own sum, bit for bit.
         assert_eq!(s.total_cost_usd, total, "{name}: exact cost");
-        assert_eq!(s.status.as_deref(), Some("ok"));
+        assert_eq!(s.status, Some(SummaryStatus::Ok));
         let r = s.reconciliation.as_ref().unwrap();
         assert_eq!(r.status, "ok", "{name}: {:?}", r.warnings);
         assert_eq!(r.trusted_source, "events");
         assert_eq!(
-            r.events.as_ref().unwrap().status.as_deref(),
-            Some("trusted")
+            r.events.as_ref().unwrap().status,
+            Some(SourceStatus::Trusted)
         );
-        assert_eq!(r.metrics.as_ref().unwrap().status.as_deref(), Some("ok"));
-        assert_eq!(r.result.as_ref().unwrap().status.as_deref(), Some("ok"));
+        assert_eq!(r.metrics.as_ref().unwrap().status, Some(SourceStatus::Ok));
+        assert_eq!(r.result.as_ref().unwrap().status, Some(SourceStatus::Ok));
         assert_cost(r.metrics.as_ref().unwrap().cost_usd, total);
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 
@@ -464,7 +464,7 @@ fn a_session_without_telemetry_is_a_clear_error_with_a_summary_written() {
     assert!(msg.contains(sid), "{msg}");
 
     let s: CostSummary = bench_formats::read_json(&dir.join("cost-summary.json")).unwrap();
-    assert_eq!(s.status.as_deref(), Some("no-telemetry"));
+    assert_eq!(s.status, Some(SummaryStatus::NoTelemetry));
     let r = s.reconciliation.unwrap();
     assert_eq!(r.status, "no-telemetry");
     assert!(r.events.is_none() && r.metrics.is_none());
@@ -540,7 +540,7 @@ fn lost_events_make_the_summary_trust_a_complete_source_and_say_why() {
     assert!(r.reason.contains("incomplete"), "{}", r.reason);
     // Lost events explain the difference: not a mismatch.
     assert_eq!(r.status, "telemetry-incomplete");
-    assert_eq!(s.status.as_deref(), Some("partial"));
+    assert_eq!(s.status, Some(SummaryStatus::Partial));
     assert_eq!(s.total_cost_usd, total);
     // A bare result object has no call count (num_turns is not one): the events received
     // are the calls known, and the summary says it is a lower bound.
@@ -551,8 +551,8 @@ fn lost_events_make_the_summary_trust_a_complete_source_and_say_why() {
         r.warnings
     );
     assert_eq!(r.events.as_ref().unwrap().api_calls, Some(turns - 3));
-    assert_eq!(r.events.as_ref().unwrap().status.as_deref(), Some("short"));
-    assert_eq!(r.metrics.as_ref().unwrap().status.as_deref(), Some("ok"));
+    assert_eq!(r.events.as_ref().unwrap().status, Some(SourceStatus::Short));
+    assert_eq!(r.metrics.as_ref().unwrap().status, Some(SourceStatus::Ok));
     assert!(
         r.warnings.iter().any(|w| w.contains("differs")),
         "{:?}",
@@ -870,7 +870,7 @@ fn token_metrics_without_cost_metrics_are_compared_on_tokens_alone() {
     let r = cost.summary.reconciliation.as_ref().unwrap();
     assert_eq!(r.status, "ok", "{:?}", r.warnings);
     let metrics = r.metrics.as_ref().unwrap();
-    assert_eq!(metrics.status.as_deref(), Some("ok"));
+    assert_eq!(metrics.status, Some(SourceStatus::Ok));
     assert_eq!(metrics.diff_from_trusted, None);
     assert_eq!(metrics.output_tokens, Some(7742));
     let report = std::fs::read_to_string(&cost.report_path).unwrap();
@@ -952,11 +952,11 @@ fn api_calls_come_from_the_transcript_not_from_num_turns() {
     let r = s.reconciliation.as_ref().unwrap();
     assert_eq!(r.status, "ok", "{:?}", r.warnings);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
-    assert_eq!(s.status.as_deref(), Some("ok"));
+    assert_eq!(s.status, Some(SummaryStatus::Ok));
     let result = r.result.as_ref().unwrap();
     assert_eq!(result.api_calls, Some(turns));
     assert_eq!(result.turns, Some(turns + 1));
-    assert_eq!(result.status.as_deref(), Some("ok"));
+    assert_eq!(result.status, Some(SourceStatus::Ok));
     assert_eq!(s.api_calls, turns);
     assert_eq!(s.total_cost_usd, total);
     let report = std::fs::read_to_string(&cost.report_path).unwrap();
@@ -1030,7 +1030,7 @@ fn a_bare_result_whose_num_turns_is_not_the_call_count_still_reconciles() {
     let result = r.result.as_ref().unwrap();
     assert_eq!(result.api_calls, None, "num_turns is not a call count");
     assert_eq!(result.turns, Some(calls + 7));
-    assert_eq!(result.status.as_deref(), Some("ok"));
+    assert_eq!(result.status, Some(SourceStatus::Ok));
     assert!(
         result
             .detail
@@ -1091,14 +1091,14 @@ fn events_missing_the_last_call_are_reported_as_incomplete_telemetry() {
     assert_eq!(r.status, "telemetry-incomplete", "{:?}", r.warnings);
     assert_eq!(r.trusted_source, "result");
     assert!(r.reason.contains("incomplete"), "{}", r.reason);
-    assert_eq!(s.status.as_deref(), Some("partial"));
+    assert_eq!(s.status, Some(SummaryStatus::Partial));
     assert_eq!(s.total_cost_usd, total);
     assert_eq!(s.api_calls, calls);
     let events = r.events.as_ref().unwrap();
     assert_eq!(events.api_calls, Some(calls - 1));
-    assert_eq!(events.status.as_deref(), Some("short"));
+    assert_eq!(events.status, Some(SourceStatus::Short));
     assert!(events.cost_usd < total);
-    assert_eq!(r.metrics.as_ref().unwrap().status.as_deref(), Some("ok"));
+    assert_eq!(r.metrics.as_ref().unwrap().status, Some(SourceStatus::Ok));
     assert!(
         r.warnings
             .iter()
@@ -1128,11 +1128,11 @@ fn a_result_below_complete_events_is_a_mismatch() {
     assert_eq!(r.status, "mismatch");
     assert_eq!(r.trusted_source, "events");
     assert_eq!(
-        r.result.as_ref().unwrap().status.as_deref(),
-        Some("mismatch")
+        r.result.as_ref().unwrap().status,
+        Some(SourceStatus::Mismatch)
     );
-    assert_eq!(r.metrics.as_ref().unwrap().status.as_deref(), Some("ok"));
-    assert_eq!(s.status.as_deref(), Some("partial"));
+    assert_eq!(r.metrics.as_ref().unwrap().status, Some(SourceStatus::Ok));
+    assert_eq!(s.status, Some(SummaryStatus::Partial));
     assert_eq!(s.total_cost_usd, total);
     let report = std::fs::read_to_string(&cost.report_path).unwrap();
     assert!(report.contains("The sources disagree"), "{report}");
