@@ -60,6 +60,8 @@ pub struct Args {
     /// Where the driver's npm packages are installed (default: .bench/grade-driver).
     #[arg(long, value_name = "DIR", env = "BENCH_GRADE_DRIVER_DIR", hide = true)]
     pub driver_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: crate::agent::cli::AgentArgs,
 }
 
 /// Runs the command; prints errors itself and returns the exit status (0, 1 or 2).
@@ -109,6 +111,13 @@ fn request(args: &Args) -> Result<Request> {
 }
 
 fn run_grade(args: &Args) -> Result<Graded> {
+    let by_agent = args.agent.grader != crate::agent::cli::Grader::Deterministic;
+    if args.self_test && by_agent {
+        return crate::agent::cli::self_test(args, &self_test_setup(args)?);
+    }
+    if by_agent {
+        return crate::agent::cli::run_grade(args, request(args)?);
+    }
     if args.self_test {
         let test = self_test_setup(args)?;
         let graded = crate::selftest::self_test(&test, &mut |line| eprintln!("{line}"))?;

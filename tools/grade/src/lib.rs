@@ -5,6 +5,7 @@
 //! (`tools/grade/driver/`, Node + `playwright-core`) carries the scripts out in Chromium
 //! and reports what it saw, one JSON event per line (`driver/PROTOCOL.md`).
 
+pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod browser;
