@@ -152,8 +152,8 @@ fn seeded_bug(key: &str, feature: u32, neighbour: u32) {
 }
 
 #[test]
-fn seeded_bug_join_no_history_lowers_basic_chat_only() {
-    seeded_bug("join-no-history", 1, 2);
+fn seeded_bug_leave_still_receives_lowers_basic_chat_only() {
+    seeded_bug("leave-still-receives", 1, 2);
 }
 
 #[test]
@@ -187,6 +187,7 @@ macro_rules! slow_seeded_bugs {
 
 slow_seeded_bugs! {
     seeded_bug_scheduled_past_accepted: "scheduled-past-accepted", 5, 4;
+    seeded_bug_scheduled_late: "scheduled-late", 5, 4;
     seeded_bug_ephemeral_not_live: "ephemeral-not-live", 6, 5;
     seeded_bug_reaction_tooltip_missing: "reaction-tooltip-missing", 7, 6;
     seeded_bug_edit_history_empty: "edit-history-empty", 8, 7;
@@ -197,4 +198,44 @@ slow_seeded_bugs! {
     seeded_bug_hot_needs_six: "hot-needs-six", 13, 12;
     seeded_bug_draft_not_synced: "draft-not-synced", 14, 13;
     seeded_bug_register_case_sensitive: "register-case-sensitive", 15, 14;
+}
+
+/// The seeded bugs this file tests, with their feature.
+const TESTED: [(&str, u32); 16] = [
+    ("leave-still-receives", 1),
+    ("typing-never-clears", 2),
+    ("receipts-lost-on-refresh", 3),
+    ("unread-lost-on-refresh", 4),
+    ("scheduled-past-accepted", 5),
+    ("scheduled-late", 5),
+    ("ephemeral-not-live", 6),
+    ("reaction-tooltip-missing", 7),
+    ("edit-history-empty", 8),
+    ("kick-no-notice", 9),
+    ("invisible-shows-online", 10),
+    ("thread-replies-in-main", 11),
+    ("invite-not-live", 12),
+    ("hot-needs-six", 13),
+    ("draft-not-synced", 14),
+    ("register-case-sensitive", 15),
+];
+
+/// The table of seeded bugs in reference-app/README.md: `| `key` | N feature-key | … |`.
+#[test]
+fn every_seeded_bug_of_the_reference_app_has_a_test_for_its_feature() {
+    let readme =
+        std::fs::read_to_string(common::repo_root().join("reference-app/README.md")).unwrap();
+    let mut listed: Vec<(String, u32)> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let feature = cells.get(2)?.split_whitespace().next()?.parse().ok()?;
+            Some((key.to_string(), feature))
+        })
+        .collect();
+    listed.sort();
+    let mut tested: Vec<(String, u32)> = TESTED.iter().map(|(k, f)| (k.to_string(), *f)).collect();
+    tested.sort();
+    assert_eq!(listed, tested);
 }
