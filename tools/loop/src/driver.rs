@@ -188,7 +188,7 @@ impl<'a> AppDriver<'a> {
 
     /// Stops the app's loop early, with the app stopped and the reason recorded.
     fn stop(&mut self, dir: &Path, reason: String) -> Result<AppState> {
-        self.stop_app(dir);
+        self.release_app(dir);
         self.note(&format!("stopped: {reason}"));
         let state = record::close(dir, LoopStatus::Stopped, Some(reason))?;
         self.status(Some(&state), "stopped");
@@ -458,15 +458,26 @@ impl<'a> AppDriver<'a> {
         }
     }
 
+    /// The loop is over for the app: it is stopped and its database dropped (gradings
+    /// always start from a fresh one, so nothing in it is kept for later).
+    fn release_app(&self, dir: &Path) {
+        self.stop_app(dir);
+        if let Err(e) = crate::clean::drop_database(&self.env.root, dir, &self.env.app_overrides) {
+            self.note(&format!(
+                "warning: could not drop the app's database: {e:#}"
+            ));
+        }
+    }
+
     /// The last step: the app stopped, the loop recorded as finished.
     fn finish(&mut self, dir: &Path, state: &AppState, rec: &LoopRecord) -> Result<AppState> {
         record::begin_step(dir, &LoopStep::Finish)?;
-        self.stop_app(dir);
+        self.release_app(dir);
         let note = machine::fixes_exhausted_note(state, rec);
         if let Some(n) = &note {
             self.note(n);
         }
-        record::end_step(dir, "app stopped")?;
+        record::end_step(dir, "app stopped, database dropped")?;
         let state = record::close(dir, LoopStatus::Finished, note)?;
         self.status(Some(&state), "finished");
         Ok(state)

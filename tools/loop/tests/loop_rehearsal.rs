@@ -189,8 +189,9 @@ fn phases(state: &AppState) -> Vec<(Phase, u32, Outcome)> {
         .collect()
 }
 
-/// The rehearsal: generate → grade 12/12 → upgrade → grade finds the seeded bug →
-/// fix → regrade 15/15 → report.
+/// The rehearsal: generate → grade 12/12 → upgrade → grade finds the seeded bug
+/// (one minor expectation of feature 5 fails: 2/3 by the rubric) → fix → regrade 15/15 →
+/// report.
 #[test]
 fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
     let env = env();
@@ -221,7 +222,7 @@ fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
         .collect();
     assert_eq!(
         grades,
-        vec![(1, 12, 12, 0), (2, 12, 15, 1), (2, 15, 15, 0)],
+        vec![(1, 12, 12, 0), (2, 14, 15, 1), (2, 15, 15, 0)],
         "{log}"
     );
     assert_costs(&app, &state);
@@ -230,6 +231,11 @@ fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
     assert!(report.contains("postgres"), "{report}");
     let status = bench_app::status(&app, &app_options(&env)).unwrap();
     assert!(!status.partly_running(), "{status:?}");
+    let database = format!("chat_run{}", state.run_index);
+    assert!(
+        !env.pg.database_exists(&database).unwrap(),
+        "{database} left behind"
+    );
 }
 
 /// SIGKILL during the upgrade session, then `--resume`: the generate session is not run
@@ -290,6 +296,11 @@ fn a_loop_killed_during_the_upgrade_resumes_at_the_upgrade() {
     assert!(report.contains("postgres"), "{report}");
     let status = bench_app::status(&app, &app_options(&env)).unwrap();
     assert!(!status.partly_running(), "{status:?}");
+    let database = format!("chat_run{}", state.run_index);
+    assert!(
+        !env.pg.database_exists(&database).unwrap(),
+        "{database} left behind"
+    );
 }
 
 fn app_options(env: &Env) -> bench_app::AppOptions {
