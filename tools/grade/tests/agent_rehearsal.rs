@@ -164,6 +164,11 @@ fn rehearsed_agent_grading_of_the_reference_app_at_level_1_through_both_browsers
             .join("session/cost-summary.json")
             .is_file()
     );
+    // bench-report finds it on a line of its own, apart from the build cost.
+    let kept = bench_report::grades::grading_cost(std::iter::once(reference.dir.as_path()));
+    let kept = kept.expect("bench-report finds the grading session");
+    assert_eq!(kept.sessions, 1);
+    assert!((kept.cost_usd - cli).abs() < 1e-9);
 }
 
 /// An HTTP server that answers every request with a page, so that the grading reaches the

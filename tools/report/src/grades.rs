@@ -191,6 +191,31 @@ fn find_all(app: &Path, warnings: &mut Vec<String>) -> Vec<Found> {
     found
 }
 
+/// The cost of the agent grading sessions kept in apps (`.bench/grading/*/session/`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GradingCost {
+    pub sessions: u32,
+    pub cost_usd: f64,
+}
+
+/// The agent grading sessions' cost summed over `apps`; `None` when none was graded by an
+/// agent. Never added to the cost of building the apps.
+pub fn grading_cost<'a>(apps: impl Iterator<Item = &'a Path>) -> Option<GradingCost> {
+    let mut total = GradingCost::default();
+    for app in apps {
+        for dir in sub_dirs(&app.join(".bench/grading")) {
+            let path = dir
+                .join("session")
+                .join(bench_formats::files::COST_SUMMARY_FILE);
+            if let Ok(summary) = bench_formats::read_json::<bench_formats::CostSummary>(&path) {
+                total.sessions += 1;
+                total.cost_usd += summary.total_cost_usd;
+            }
+        }
+    }
+    (total.sessions > 0).then_some(total)
+}
+
 /// The grades per level of the app in `app` (empty when it was never graded).
 pub fn load(app: &Path, warnings: &mut Vec<String>) -> Vec<LevelGrade> {
     let mut by_level: BTreeMap<u32, Vec<Found>> = BTreeMap::new();
@@ -328,12 +353,28 @@ pub fn push_blocks(doc: &mut Vec<Block>, data: &MetricsData, backends: &[String]
         })
         .collect();
     doc.push(Block::Table { headers, rows });
+    push_grading_cost(doc, data);
     if charts_on {
         push_chart(doc, data, backends);
     }
     for run in &data.runs {
         for (b, m) in &run.backends {
             push_features(doc, &format!("{} / {b}", run.name), &m.grades_by_level);
+        }
+    }
+}
+
+/// One line per app graded by an agent: what its grading sessions cost, apart from the
+/// cost of building it.
+fn push_grading_cost(doc: &mut Vec<Block>, data: &MetricsData) {
+    for run in &data.runs {
+        for (b, m) in &run.backends {
+            if let Some(c) = &m.grading_cost {
+                doc.push(Block::Para(format!(
+                    "Agent grading, {} / {b}: ${:.4} over {} session(s) — not included in the cost of building the app.",
+                    run.name, c.cost_usd, c.sessions
+                )));
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct BackendMetrics {
     /// Grades per level of the latest app that was graded (see `grades`).
     #[serde(default)]
     pub grades_by_level: Vec<crate::grades::LevelGrade>,
+    /// What the agent grading sessions of this backend's apps cost (`bench-grade --grader
+    /// agent|hybrid`): kept apart, never part of `cost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grading_cost: Option<crate::grades::GradingCost>,
     /// Lines of code of the final app; `None` when its source is not in the run.
     pub loc: Option<LocFigures>,
     /// Per session, in order.
@@ -228,6 +232,7 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
             .find(|a| !a.grades.is_empty())
             .map(|a| a.grades.clone())
             .unwrap_or_default(),
+        grading_cost: crate::grades::grading_cost(backend.apps.iter().map(|a| a.path.as_path())),
         loc,
         session_list: session_rows(sessions, &bugs_of),
         stress,

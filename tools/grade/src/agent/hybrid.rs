@@ -135,3 +135,90 @@ pub fn grade_hybrid(
         agent: Some(agent),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bench_content::Levels;
+    use bench_formats::grading::{ActionResult, CheckResult, Severity};
+
+    fn check(passed: bool) -> CheckResult {
+        CheckResult {
+            item: 1,
+            user: "bob".into(),
+            what: "General appears".into(),
+            expect: "appears".into(),
+            passed,
+            latency_ms: None,
+            within_s: None,
+            observed: String::new(),
+            severity: Severity::Major,
+            after_refresh: false,
+            counts_for: None,
+        }
+    }
+
+    fn action(ok: bool) -> ActionResult {
+        ActionResult {
+            item: 0,
+            user: "alice".into(),
+            what: "click Create room".into(),
+            ok,
+            error: (!ok).then(|| "no button named Create room".into()),
+            ms: 0.0,
+        }
+    }
+
+    /// Level 1's plan with every step carried out and passed.
+    fn all_passed() -> GradingFile {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let levels = Levels::load(&root).unwrap();
+        let features = crate::program::select_features(&levels, 1, &[]).unwrap();
+        let mut file = super::super::prompt::skeleton(&levels, &features, 1, "http://x/");
+        for s in file.features.iter_mut().flat_map(|f| f.steps.iter_mut()) {
+            s.outcome = StepOutcome::Passed;
+            s.actions = vec![action(true)];
+            s.checks = vec![check(true)];
+        }
+        crate::score::score_all(&mut file.features);
+        file
+    }
+
+    #[test]
+    fn only_what_the_scripts_could_not_settle_takes_the_agents_verdict() {
+        let mut det = all_passed();
+        let step = &mut det.features[0].steps[2];
+        step.outcome = StepOutcome::NotCarriedOut;
+        step.actions = vec![action(false)];
+        step.checks.clear();
+        det.not_checked.push(bench_formats::grading::NotChecked {
+            feature: 2,
+            behaviour: "the typing rate limit".into(),
+            reason: "on the wire".into(),
+        });
+        crate::score::score_all(&mut det.features);
+        assert_eq!(det.features[0].score, 0);
+        let questions = open_questions(&det).unwrap();
+        assert!(questions.contains("Feature 1 step 3") && questions.contains("rate limit"));
+        assert!(open_questions(&all_passed()).is_none());
+
+        let mut agent = all_passed();
+        // The agent also fails a step the scripts passed: that verdict is not used.
+        agent.features[0].steps[0].checks = vec![check(false)];
+        agent.features[1].score = 2;
+        agent.features[1].reasons.push(format!(
+            "{UNSCRIPTED_PREFIX} typing is signalled on every key"
+        ));
+        let merged = merge(&det, &agent);
+        assert_eq!(
+            merged.features[0].score, 3,
+            "{:?}",
+            merged.features[0].reasons
+        );
+        assert!(merged.features[0].steps[0].checks[0].passed);
+        assert_eq!(merged.features[1].score, 2);
+        assert!(merged.features[1].reasons[0].starts_with(UNSCRIPTED_PREFIX));
+        assert_eq!((merged.score, merged.max), (11, 12));
+        assert!(merged.not_checked.is_empty());
+    }
+}
