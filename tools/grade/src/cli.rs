@@ -19,8 +19,7 @@ pub const EXIT_HARNESS: u8 = 2;
 #[derive(Parser, Debug, Clone)]
 #[command(
     about = "Grade a chat app in a real Chromium with two users (Alice, Bob) by the levels' scripted test plans and grading/rubric.md.",
-    long_about = "Grade a chat app in a real Chromium with two users (Alice, Bob) by the levels' scripted test plans and grading/rubric.md.\n\n\
-        Runs features 1..N of --level N in order (or the --features selection), scores each 0-3 by the rubric's automatic rule, and writes GRADING_RESULTS.md, grading.json and, when points are lost, BUG_REPORT.md into the app folder (or --out). Files they replace are moved to .bench/grading/replaced-<ts>/; each grading keeps a copy, its driver log and the screenshots and traces of failed steps in .bench/grading/<ts>-level-<N>/.\n\n\
+    after_long_help = "Runs features 1..N of --level N in order (or the --features selection), scores each 0-3 by the rubric's automatic rule, and writes GRADING_RESULTS.md, grading.json and, when points are lost, BUG_REPORT.md into the app folder (or --out). Files they replace are moved to .bench/grading/replaced-<ts>/; each grading keeps a copy, its driver log and the screenshots and traces of failed steps in .bench/grading/<ts>-level-<N>/.\n\n\
         --self-test grades a copy of the bundled reference app (reference-app/, started with bench-app on a throwaway PostgreSQL) at level 12: it should score every point. --bench prints grading times and the latency measurement's error.\n\n\
         Exit status: 0 every feature got 3; 1 points were lost (see BUG_REPORT.md); 2 the grading could not run (app not answering, no browser, bad --level or --features, driver failure) and nothing was written."
 )]
