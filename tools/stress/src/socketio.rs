@@ -424,10 +424,7 @@ pub struct SioWriter {
 }
 
 struct RestSender {
-    base: BaseUrl,
-    method: String,
-    path: String,
-    headers: Arc<Vec<(String, String)>>,
+    call: Arc<http::PreparedCall>,
     before: String,
     after: String,
     running: FuturesUnordered<Pin<Box<dyn Future<Output = Outcome> + Send>>>,
@@ -452,26 +449,12 @@ impl Writer for SioWriter {
     fn send(&mut self, tag: u64, content: &str) -> Result<()> {
         if let Some(rest) = &mut self.rest {
             let body = format!("{}{content}{}", rest.before, rest.after);
-            let (base, method, path) = (rest.base.clone(), rest.method.clone(), rest.path.clone());
-            let headers = rest.headers.clone();
+            let call = rest.call.clone();
             rest.running.push(Box::pin(async move {
-                let body: Value = match serde_json::from_str(&body) {
-                    Ok(v) => v,
-                    Err(_) => return Outcome::Failed(tag, "bad_payload".into()),
-                };
-                match http::request(
-                    &base,
-                    &method,
-                    &path,
-                    Some(&body),
-                    &headers,
-                    Duration::from_secs(60),
-                )
-                .await
-                {
-                    Ok(r) if r.ok() => Outcome::Acked(tag),
-                    Ok(r) if r.status == 429 => Outcome::Failed(tag, "rate_limited".into()),
-                    Ok(r) => Outcome::Failed(tag, format!("http_{}", r.status)),
+                match call.send(body).await {
+                    Ok(200..=299) => Outcome::Acked(tag),
+                    Ok(429) => Outcome::Failed(tag, "rate_limited".into()),
+                    Ok(status) => Outcome::Failed(tag, format!("http_{status}")),
                     Err(_) => Outcome::Failed(tag, "http_error".into()),
                 }
             }));
@@ -585,11 +568,15 @@ impl Backend for SocketIoBackend {
             Some(ep) => {
                 let body = render(&ep.body, &vars_c).to_string();
                 let (before, after) = split_template(&body)?;
+                let call = http::PreparedCall::new(
+                    &self.base,
+                    &ep.method,
+                    &render_path(&ep.path, &vars),
+                    &crate::adapter::render_headers(ep, &vars),
+                    Duration::from_secs(60),
+                )?;
                 Some(RestSender {
-                    base: self.base.clone(),
-                    method: ep.method.clone(),
-                    path: render_path(&ep.path, &vars),
-                    headers: Arc::new(crate::adapter::render_headers(ep, &vars)),
+                    call: Arc::new(call),
                     before,
                     after,
                     running: FuturesUnordered::new(),
