@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bench_content::{Feature, Levels};
 use bench_formats::grading::{BrowserInfo, GradingFile};
 use bench_runner::{ModelSource, TelemetrySink};
@@ -150,6 +150,14 @@ pub fn grade_agent_with(
     let result = session::run(&spec)?;
     session::require_finished(&result)?;
     let calls = session::tool_calls_per_user(&result.transcript)?;
+    let strays = session::other_writes(&result.transcript, &results_file)?;
+    if !strays.is_empty() {
+        bail!(
+            "the grading agent used tools beyond its two browsers and its results file ({}): its grading is not used (transcript: {})",
+            strays.join(", "),
+            result.transcript.display()
+        );
+    }
     let mut file = validate::read_and_check(&results_file, &skeleton)?;
     stamp_harness_fields(&mut file, req, &s, &url, started, clock.elapsed());
     let file = finish(&file);

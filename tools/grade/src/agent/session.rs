@@ -308,6 +308,35 @@ pub fn tool_calls_per_user(transcript: &Path) -> Result<BTreeMap<String, u32>> {
     Ok(out)
 }
 
+/// Files the agent wrote other than `allowed`, from the transcript's `Write` calls (its only
+/// built-in tool): a grading that wrote anything else is refused.
+pub fn other_writes(transcript: &Path, allowed: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(transcript)
+        .with_context(|| format!("cannot read {}", transcript.display()))?;
+    let mut out = Vec::new();
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        if v.get("type").and_then(Value::as_str) != Some("assistant") {
+            continue;
+        }
+        let blocks = v.pointer("/message/content").and_then(Value::as_array);
+        for block in blocks.into_iter().flatten() {
+            let is_tool = block.get("type").and_then(Value::as_str) == Some("tool_use");
+            let name = block.get("name").and_then(Value::as_str).unwrap_or("");
+            if !is_tool || name.starts_with("mcp__") {
+                continue;
+            }
+            let path = block.pointer("/input/file_path").and_then(Value::as_str);
+            if name != "Write" || path.map(Path::new) != Some(allowed) {
+                out.push(format!("{name} {}", path.unwrap_or("")));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Fails when the session did not end as a finished grading.
 pub fn require_finished(result: &SessionResult) -> Result<()> {
     if let Some(e) = &result.attach_error {
@@ -321,4 +350,35 @@ pub fn require_finished(result: &SessionResult) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browser_calls_are_counted_per_user_and_stray_writes_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let transcript = dir.path().join("transcript.jsonl");
+        let results = dir.path().join("grading.json");
+        let lines = [
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"a","name":"mcp__alice__browser_navigate","input":{"url":"http://x/"}}]}}"#.to_owned(),
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"b","name":"mcp__bob__browser_snapshot","input":{}},{"type":"tool_use","id":"c","name":"mcp__bob__browser_click","input":{"target":"e1"}}]}}"#.to_owned(),
+            format!(
+                r#"{{"type":"assistant","message":{{"content":[{{"type":"tool_use","id":"d","name":"Write","input":{{"file_path":{:?},"content":"{{}}"}}}}]}}}}"#,
+                results.display().to_string()
+            ),
+        ];
+        std::fs::write(&transcript, lines.join("\n")).unwrap();
+        let calls = tool_calls_per_user(&transcript).unwrap();
+        assert_eq!(calls.get("alice"), Some(&1));
+        assert_eq!(calls.get("bob"), Some(&2));
+        assert!(other_writes(&transcript, &results).unwrap().is_empty());
+        let stray = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"e","name":"Write","input":{"file_path":"/tmp/elsewhere.md","content":"x"}}]}}"#;
+        std::fs::write(&transcript, format!("{}\n{stray}", lines.join("\n"))).unwrap();
+        assert_eq!(
+            other_writes(&transcript, &results).unwrap(),
+            ["Write /tmp/elsewhere.md"]
+        );
+    }
 }
