@@ -148,7 +148,12 @@ pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
     let features = select_features(&levels, plan.level, &req.features)?;
     let browser = browser::find_browser(req.browser.as_deref())?;
     let main = driver::install(&req.root, &req.driver_dir)?;
-    let (url, _running) = reach_app(req, progress)?;
+    let (url, running) = reach_app(req, progress)?;
+    // A folder without a state file still has a backend: the one bench-app ran it with.
+    let backend = plan
+        .backend
+        .clone()
+        .or_else(|| running.as_ref().map(|r| r.app.backend().name.clone()));
     let started = chrono::Utc::now();
     let stamp = started.format("%Y%m%d-%H%M%S").to_string();
     let run_dir = output::run_dir(&plan.out, &stamp, plan.level);
@@ -185,7 +190,7 @@ pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
             Target::App(dir) => Some(dir.display().to_string()),
             Target::Url(_) => None,
         },
-        backend: plan.backend.clone(),
+        backend,
         level: plan.level,
         selection: req.features.clone(),
         browser: BrowserInfo {

@@ -25,6 +25,11 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// One line ending with a single full stop.
+fn sentence(text: &str) -> String {
+    format!("{}.", one_line(text).trim_end_matches('.'))
+}
+
 /// A table cell: one line, no `|`.
 fn cell(text: &str) -> String {
     one_line(text).replace('|', "/")
@@ -135,10 +140,7 @@ fn action_bug(features: &[FeatureGrade], f: &FeatureGrade, s: &StepResult) -> Op
         severity: "Critical",
         steps: plan_steps(f, s.index),
         expected: format!("{} can {}.", capitalised(&a.user), one_line(&a.what)),
-        actual: format!(
-            "{}.",
-            one_line(a.error.as_deref().unwrap_or("the action failed"))
-        ),
+        actual: sentence(a.error.as_deref().unwrap_or("the action failed")),
         console: console_of(f, Some(s.index)),
     })
 }
