@@ -190,8 +190,8 @@ fn phases(state: &AppState) -> Vec<(Phase, u32, Outcome)> {
 }
 
 /// The rehearsal: generate → grade 12/12 → upgrade → grade finds the seeded bug
-/// (one minor expectation of feature 5 fails: 2/3 by the rubric) → fix → regrade 15/15 →
-/// report.
+/// (minor expectations of feature 5 fail: 2/3 by the rubric, 14/15) → fix → regrade 15/15
+/// → report.
 #[test]
 fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
     let env = env();
@@ -215,15 +215,18 @@ fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
     );
     let rec = state.loop_record.as_ref().unwrap();
     assert_eq!(rec.status, LoopStatus::Finished, "{log}");
-    let grades: Vec<(u32, u32, u32, u32)> = rec
+    let grades: Vec<(u32, u32, u32)> = rec
         .grades
         .iter()
-        .map(|g| (g.level, g.score, g.max, g.bugs))
+        .map(|g| (g.level, g.score, g.max))
         .collect();
-    assert_eq!(
-        grades,
-        vec![(1, 12, 12, 0), (2, 14, 15, 1), (2, 15, 15, 0)],
-        "{log}"
+    assert_eq!(grades, vec![(1, 12, 12), (2, 14, 15), (2, 15, 15)], "{log}");
+    // bench-grade writes one bug per failed expectation: the seeded bug fails step 1 of
+    // feature 5 (its error text, and the message posted at once).
+    let bugs: Vec<u32> = rec.grades.iter().map(|g| g.bugs).collect();
+    assert!(
+        bugs[0] == 0 && bugs[1] >= 1 && bugs[2] == 0,
+        "{bugs:?}\n{log}"
     );
     assert_costs(&app, &state);
     let run_dir = app.ancestors().nth(3).unwrap();
