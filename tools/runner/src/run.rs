@@ -77,6 +77,41 @@ impl TelemetrySink {
         let folder = self.dir.join("sessions").join(session_id);
         (folder.join("logs.jsonl"), folder.join("metrics.jsonl"))
     }
+
+    /// The environment that makes a Claude Code session export its telemetry here, tagged
+    /// with `resource` (`OTEL_RESOURCE_ATTRIBUTES`, e.g. `run.id=…,session.id=…`); with `api`,
+    /// the session talks to that scripted Messages API at no cost instead of the real one.
+    pub fn agent_env(&self, resource: &str, api: Option<&str>) -> Vec<(String, String)> {
+        let pairs = [
+            ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", &self.protocol),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &self.endpoint),
+            ("OTEL_LOGS_EXPORT_INTERVAL", "1000"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "2000"),
+            ("OTEL_METRICS_INCLUDE_SESSION_ID", "true"),
+            ("OTEL_RESOURCE_ATTRIBUTES", resource),
+            ("DISABLE_AUTOUPDATER", "1"),
+        ];
+        let mut env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if bench_proc::effective_uid_is_root() {
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+        if let Some(url) = api {
+            env.push(("ANTHROPIC_BASE_URL".into(), url.to_owned()));
+            env.push(("ANTHROPIC_API_KEY".into(), "rehearsal-no-cost".into()));
+            env.push((
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+                "1".into(),
+            ));
+        }
+        env
+    }
 }
 
 /// Where the model answers come from.
@@ -776,8 +811,8 @@ fn load_script(path: &Path, content: &Content, plan: &Plan) -> Result<scripted_a
     Ok(script)
 }
 
-/// The agent's environment: telemetry to the sink, tagged with the session's ids; for a
-/// rehearsal, the scripted API at `api`; the options' extra variables last.
+/// The agent's environment for one session: telemetry tagged with the run and session ids;
+/// for a rehearsal, the scripted API at `api`; the options' extra variables last.
 fn agent_environment(
     opts: &RunOptions,
     folders: &Folders,
@@ -787,34 +822,7 @@ fn agent_environment(
         "run.id={},session.id={}",
         folders.run_id, folders.session_id
     );
-    let pairs = [
-        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
-        ("OTEL_LOGS_EXPORTER", "otlp"),
-        ("OTEL_METRICS_EXPORTER", "otlp"),
-        ("OTEL_TRACES_EXPORTER", "none"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", &opts.telemetry.protocol),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", &opts.telemetry.endpoint),
-        ("OTEL_LOGS_EXPORT_INTERVAL", "1000"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "2000"),
-        ("OTEL_METRICS_INCLUDE_SESSION_ID", "true"),
-        ("OTEL_RESOURCE_ATTRIBUTES", &resource),
-        ("DISABLE_AUTOUPDATER", "1"),
-    ];
-    let mut env: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    if bench_proc::effective_uid_is_root() {
-        env.push(("IS_SANDBOX".into(), "1".into()));
-    }
-    if let Some(url) = api {
-        env.push(("ANTHROPIC_BASE_URL".into(), url.to_owned()));
-        env.push(("ANTHROPIC_API_KEY".into(), "rehearsal-no-cost".into()));
-        env.push((
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
-            "1".into(),
-        ));
-    }
+    let mut env = opts.telemetry.agent_env(&resource, api);
     env.extend(opts.extra_env.iter().cloned());
     env
 }

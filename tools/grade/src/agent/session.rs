@@ -197,44 +197,12 @@ fn environment(
     api: Option<&str>,
 ) -> Vec<(String, String)> {
     let resource = format!("run.id={run_id},session.id={session_id},bench.phase=grade");
-    let mut env: Vec<(String, String)> = [
-        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1"),
-        ("OTEL_LOGS_EXPORTER", "otlp"),
-        ("OTEL_METRICS_EXPORTER", "otlp"),
-        ("OTEL_TRACES_EXPORTER", "none"),
-        (
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-            spec.telemetry.protocol.as_str(),
-        ),
-        (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            spec.telemetry.endpoint.as_str(),
-        ),
-        ("OTEL_LOGS_EXPORT_INTERVAL", "1000"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "2000"),
-        ("OTEL_METRICS_INCLUDE_SESSION_ID", "true"),
-        ("OTEL_RESOURCE_ATTRIBUTES", resource.as_str()),
-        ("DISABLE_AUTOUPDATER", "1"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    let mut env = spec.telemetry.agent_env(&resource, api);
     env.extend(
         super::mcp::CLI_ENV
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    if bench_proc::effective_uid_is_root() {
-        env.push(("IS_SANDBOX".into(), "1".into()));
-    }
-    if let Some(url) = api {
-        env.push(("ANTHROPIC_BASE_URL".into(), url.to_owned()));
-        env.push(("ANTHROPIC_API_KEY".into(), "rehearsal-no-cost".into()));
-        env.push((
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
-            "1".into(),
-        ));
-    }
     env.extend(spec.extra_env.iter().cloned());
     env
 }
