@@ -20,6 +20,7 @@
 
 pub mod cli;
 mod ops;
+pub mod reference;
 mod steps;
 mod target;
 

@@ -16,7 +16,6 @@ pub mod grade;
 pub mod output;
 pub mod program;
 pub mod record;
-pub mod reference;
 pub mod render;
 pub mod score;
 pub mod selftest;

@@ -61,7 +61,7 @@ impl ReferenceApp {
         std::fs::create_dir_all(&test.work_dir)
             .with_context(|| format!("cannot create {}", test.work_dir.display()))?;
         let dir = test.work_dir.join(format!("chat-app-{stamp}"));
-        crate::reference::prepare(&test.root, &test.modules_cache, &dir)?;
+        bench_app::reference::prepare(&test.root, &test.modules_cache, &dir)?;
         let pg = PgCluster::start_temp().context(
             "cannot start a throwaway PostgreSQL (PostgreSQL 15 server binaries are needed)",
         )?;

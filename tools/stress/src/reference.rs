@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 /// Where the app's server sources are.
 pub fn source_dir() -> PathBuf {
@@ -29,78 +28,22 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// Copies the server into `target/stress-reference-app/` and runs `npm ci` there when the
-/// lock file changed since the last install. Safe to call from parallel tests.
-pub fn prepare() -> Result<PathBuf> {
-    let dir = target_dir().join("stress-reference-app");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let lock_path = dir.join(".install.lock");
-    let lock_file = std::fs::File::create(&lock_path)
-        .with_context(|| format!("cannot create {}", lock_path.display()))?;
-    // Held until `lock_file` is dropped: one install at a time across parallel tests.
-    lock_file
-        .lock()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    copy_tree(&source_dir(), &dir)?;
-    let lock = std::fs::read(dir.join("package-lock.json")).with_context(|| {
-        format!(
-            "cannot read the package-lock.json copied into {}",
-            dir.display()
-        )
-    })?;
-    let hash = format!("{:x}", Sha256::digest(&lock));
-    let stamp = dir.join("node_modules/.bench-lock-sha256");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(hash.as_str()) {
-        return Ok(dir);
-    }
-    let out = Command::new("npm")
-        .args([
-            "ci",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--cache",
-        ])
-        .arg(target_dir().join("npm-cache"))
-        .current_dir(&dir)
-        .output()
-        .context("cannot run npm (install Node.js 20+ and npm)")?;
-    if !out.status.success() {
-        bail!(
-            "npm ci failed in {}:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    std::fs::write(&stamp, hash).with_context(|| {
-        format!(
-            "npm ci worked, but its stamp {} cannot be written",
-            stamp.display()
-        )
-    })?;
-    Ok(dir)
-}
-
-/// Copies the server's files (not its `node_modules`) over the copy in `to`.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    let entries =
-        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
-        let name = entry.file_name();
-        if name == "node_modules" || name == "dist" {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if src.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)
-                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
-        }
-    }
-    Ok(())
+/// A copy of the reference app (npm packages hard-linked from a cache under `target/`,
+/// installed once per lock file) in a temporary folder under `target/`, removed when the
+/// returned guard is dropped; the path is its `server/`. Safe to call from parallel tests.
+pub fn prepare() -> Result<(tempfile::TempDir, PathBuf)> {
+    let parent = target_dir().join("stress-reference-app");
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let copy = tempfile::Builder::new()
+        .prefix("app-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
+    let cache = target_dir().join("reference-app-modules");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    bench_app::reference::prepare(&root, &cache, copy.path())?;
+    let server = copy.path().join("server");
+    Ok((copy, server))
 }
 
 /// How to run the app.
@@ -119,12 +62,14 @@ pub struct Options {
 pub struct ReferenceApp {
     child: Child,
     pub port: u16,
+    /// The app's copy, removed after the server stops.
+    _copy: tempfile::TempDir,
 }
 
 impl ReferenceApp {
     /// Pushes the schema into `db_url` and starts the server on a free port.
     pub fn start(options: &Options) -> Result<ReferenceApp> {
-        let dir = prepare()?;
+        let (copy, dir) = prepare()?;
         let push = Command::new("npm")
             .args(["run", "--silent", "db:push"])
             .env("DATABASE_URL", &options.db_url)
@@ -156,10 +101,10 @@ impl ReferenceApp {
         let child = bench_proc::in_new_group(&mut cmd)
             .spawn()
             .context("cannot start the reference app with tsx (did npm ci work?)")?;
-        ReferenceApp::wait_ready(child)
+        ReferenceApp::wait_ready(child, copy)
     }
 
-    fn wait_ready(mut child: Child) -> Result<ReferenceApp> {
+    fn wait_ready(mut child: Child, copy: tempfile::TempDir) -> Result<ReferenceApp> {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut stderr = child.stderr.take().context("no stderr")?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -178,7 +123,11 @@ impl ReferenceApp {
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 });
-                Ok(ReferenceApp { child, port })
+                Ok(ReferenceApp {
+                    child,
+                    port,
+                    _copy: copy,
+                })
             }
             _ => {
                 let _ = bench_proc::stop_group(child.id(), Duration::from_secs(3));

@@ -30,7 +30,7 @@ pub fn driver_dir() -> PathBuf {
 pub fn self_test(work: &Path, level: u32, features: Vec<u32>) -> SelfTest {
     let mut test = SelfTest::for_user(&repo_root(), driver_dir(), None);
     test.work_dir = work.to_path_buf();
-    test.modules_cache = target_dir().join("bench-grade-reference");
+    test.modules_cache = target_dir().join("reference-app-modules");
     test.level = level;
     test.features = features;
     test

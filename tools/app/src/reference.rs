@@ -90,12 +90,15 @@ fn npm(dir: &Path, command: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes `dest` (which must not exist) a copy of the reference app with its packages
-/// hard-linked from `cache` (copied when the cache is on another file system).
+/// Makes `dest` (which must not exist, or be an empty folder) a copy of the reference app
+/// with its packages hard-linked from `cache` (copied when the cache is on another file
+/// system). Used by `bench-grade --self-test` and by the tests of bench-app, bench-grade and
+/// bench-stress.
 pub fn prepare(root: &Path, cache: &Path, dest: &Path) -> Result<()> {
-    if dest.exists() {
+    let occupied = std::fs::read_dir(dest).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied || dest.is_file() {
         bail!(
-            "{} already exists; the reference app is copied into a new folder",
+            "{} already exists; the reference app is copied into a new or empty folder",
             dest.display()
         );
     }
