@@ -9,6 +9,8 @@
 //! - Fewer than [`MIN_RUNS_FOR_INTERVAL`] runs give no interval: the figures say so instead
 //!   of printing an interval too wide (or too unstable) to mean anything.
 
+use rand_xoshiro::SplitMix64;
+use rand_xoshiro::rand_core::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
 /// Fewest runs (per backend) for which an interval is given.
@@ -130,7 +132,7 @@ pub fn ratio_of_means(numerator: &[f64], denominator: &[f64], seed: u64) -> Opti
             )),
         });
     }
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::seed_from_u64(seed);
     let mut ratios = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
     for _ in 0..BOOTSTRAP_RESAMPLES {
         let num = resample_mean(numerator, &mut rng);
@@ -149,7 +151,7 @@ pub fn ratio_of_means(numerator: &[f64], denominator: &[f64], seed: u64) -> Opti
 
 fn resample_mean(values: &[f64], rng: &mut SplitMix64) -> f64 {
     let n = values.len();
-    (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64
+    (0..n).map(|_| values[below(rng, n)]).sum::<f64>() / n as f64
 }
 
 /// Linear-interpolated percentile of sorted values (`q` in 0..=1).
@@ -163,27 +165,15 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-/// SplitMix64: small, fast, and the same on every platform.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (rejection sampling, no modulo bias).
-    fn below(&mut self, n: usize) -> usize {
-        let n = n as u64;
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next();
-            if x < zone {
-                return (x % n) as usize;
-            }
+/// Uniform in `0..n` (rejection sampling, no modulo bias) from SplitMix64, which gives the
+/// same numbers on every platform and every version of the crate.
+fn below(rng: &mut SplitMix64, n: usize) -> usize {
+    let n = n as u64;
+    let zone = u64::MAX - u64::MAX % n;
+    loop {
+        let x = rng.next_u64();
+        if x < zone {
+            return (x % n) as usize;
         }
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand_xoshiro::SplitMix64;
+use rand_xoshiro::rand_core::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};
@@ -135,20 +137,17 @@ pub struct RunOutput {
     pub listener_missed: Option<u64>,
 }
 
-/// Small, seedable random numbers (SplitMix64) for jitter and phases.
-struct Rng(u64);
+/// Small, seedable random numbers (SplitMix64: the same on every platform) for jitter and
+/// phases.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Rng {
+        Rng(SplitMix64::seed_from_u64(seed))
     }
 
     fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         lo + (hi - lo) * unit
     }
 }
@@ -420,7 +419,7 @@ async fn writer_task<W: Writer>(mut w: W, ctx: WriterCtx) -> TaskStats {
         series,
     } = ctx;
     let mut stats = TaskStats::new();
-    let mut rng = Rng(plan.seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut rng = Rng::new(plan.seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
     let end = timeline.at(timeline.end);
     let drain_deadline = end + plan.drain;
     let mut inflight = InFlight {
@@ -719,8 +718,8 @@ mod tests {
 
     #[test]
     fn jitter_stays_in_bounds_and_follows_the_seed() {
-        let mut a = Rng(7);
-        let mut b = Rng(7);
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
         for _ in 0..1000 {
             let x = a.uniform(5.0, 15.0);
             assert!((5.0..15.0).contains(&x));
