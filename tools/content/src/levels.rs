@@ -203,123 +203,150 @@ impl Levels {
         let mut keys = BTreeSet::new();
         for (i, f) in self.features.iter().enumerate() {
             let who = format!("feature {} ({})", f.id, f.key);
-            let expected = i as u32 + 1;
-            if f.id != expected {
+            Self::identity_problems(f, i, &who, root, &mut keys, &mut out);
+            Self::ui_problems(f, &who, &mut out);
+            Self::plan_problems(f, &who, &mut out);
+        }
+        out.extend(self.script_problems());
+        self.level_problems(&mut out);
+        out
+    }
+
+    /// A feature's id, key, names, spec file and behaviours.
+    fn identity_problems(
+        f: &Feature,
+        i: usize,
+        who: &str,
+        root: Option<&Path>,
+        keys: &mut BTreeSet<String>,
+        out: &mut Vec<String>,
+    ) {
+        let expected = i as u32 + 1;
+        if f.id != expected {
+            out.push(format!(
+                "{who}: id must be {expected} (features are numbered 1, 2, 3… in file order)"
+            ));
+        }
+        if !is_kebab(&f.key) {
+            out.push(format!(
+                "{who}: key must be lower-case kebab-case (letters, digits, '-')"
+            ));
+        }
+        if !keys.insert(f.key.clone()) {
+            out.push(format!("{who}: key is used by another feature"));
+        }
+        if f.name.trim().is_empty() {
+            out.push(format!("{who}: name is empty"));
+        }
+        if f.summary.trim().is_empty() {
+            out.push(format!("{who}: summary is empty"));
+        }
+        if f.max_score != MAX_SCORE {
+            out.push(format!(
+                "{who}: max_score must be {MAX_SCORE}, found {}",
+                f.max_score
+            ));
+        }
+        let spec_name = format!("prompts/features/{:02}-{}.md", f.id, f.key);
+        if f.spec != spec_name {
+            out.push(format!(
+                "{who}: spec must be \"{spec_name}\", found \"{}\"",
+                f.spec
+            ));
+        } else if let Some(root) = root
+            && !root.join(&f.spec).is_file()
+        {
+            out.push(format!("{who}: spec file {} does not exist", f.spec));
+        }
+        if f.behaviours.is_empty() {
+            out.push(format!("{who}: behaviours is empty"));
+        }
+        for (n, b) in f.behaviours.iter().enumerate() {
+            if b.trim().is_empty() {
+                out.push(format!("{who}: behaviour {} is empty", n + 1));
+            }
+        }
+    }
+
+    /// A feature's UI contract.
+    fn ui_problems(f: &Feature, who: &str, out: &mut Vec<String>) {
+        if f.ui.is_empty() {
+            out.push(format!("{who}: ui contract is empty ([[feature.ui]])"));
+        }
+        let mut seen_ui = BTreeSet::new();
+        for (n, u) in f.ui.iter().enumerate() {
+            if u.text.trim().is_empty() || u.text.trim() != u.text {
                 out.push(format!(
-                    "{who}: id must be {expected} (features are numbered 1, 2, 3… in file order)"
+                    "{who}: ui {} text {:?} is empty or has surrounding spaces",
+                    n + 1,
+                    u.text
                 ));
             }
-            if !is_kebab(&f.key) {
+            if u.on.trim().is_empty() {
                 out.push(format!(
-                    "{who}: key must be lower-case kebab-case (letters, digits, '-')"
+                    "{who}: ui {} ({:?}) says nothing in `on`",
+                    n + 1,
+                    u.text
                 ));
             }
-            if !keys.insert(f.key.clone()) {
-                out.push(format!("{who}: key is used by another feature"));
-            }
-            if f.name.trim().is_empty() {
-                out.push(format!("{who}: name is empty"));
-            }
-            if f.summary.trim().is_empty() {
-                out.push(format!("{who}: summary is empty"));
-            }
-            if f.max_score != MAX_SCORE {
+            if !seen_ui.insert((u.text.clone(), u.on.clone())) {
                 out.push(format!(
-                    "{who}: max_score must be {MAX_SCORE}, found {}",
-                    f.max_score
-                ));
-            }
-            let spec_name = format!("prompts/features/{:02}-{}.md", f.id, f.key);
-            if f.spec != spec_name {
-                out.push(format!(
-                    "{who}: spec must be \"{spec_name}\", found \"{}\"",
-                    f.spec
-                ));
-            } else if let Some(root) = root
-                && !root.join(&f.spec).is_file()
-            {
-                out.push(format!("{who}: spec file {} does not exist", f.spec));
-            }
-            if f.behaviours.is_empty() {
-                out.push(format!("{who}: behaviours is empty"));
-            }
-            for (n, b) in f.behaviours.iter().enumerate() {
-                if b.trim().is_empty() {
-                    out.push(format!("{who}: behaviour {} is empty", n + 1));
-                }
-            }
-            if f.ui.is_empty() {
-                out.push(format!("{who}: ui contract is empty ([[feature.ui]])"));
-            }
-            let mut seen_ui = BTreeSet::new();
-            for (n, u) in f.ui.iter().enumerate() {
-                if u.text.trim().is_empty() || u.text.trim() != u.text {
-                    out.push(format!(
-                        "{who}: ui {} text {:?} is empty or has surrounding spaces",
-                        n + 1,
-                        u.text
-                    ));
-                }
-                if u.on.trim().is_empty() {
-                    out.push(format!(
-                        "{who}: ui {} ({:?}) says nothing in `on`",
-                        n + 1,
-                        u.text
-                    ));
-                }
-                if !seen_ui.insert((u.text.clone(), u.on.clone())) {
-                    out.push(format!(
-                        "{who}: ui {:?} on {:?} is listed twice",
-                        u.text, u.on
-                    ));
-                }
-            }
-            if f.test.len() < 2 {
-                out.push(format!(
-                    "{who}: test plan needs at least 2 steps, found {}",
-                    f.test.len()
-                ));
-            }
-            let mut alice = false;
-            let mut bob = false;
-            for (n, s) in f.test.iter().enumerate() {
-                let step = n + 1;
-                match s.actor {
-                    Actor::Alice => alice = true,
-                    Actor::Bob => bob = true,
-                }
-                alice |= s.alice.is_some();
-                bob |= s.bob.is_some();
-                if s.action.trim().is_empty() {
-                    out.push(format!("{who}: test step {step} has an empty action"));
-                }
-                if s.alice.is_none() && s.bob.is_none() {
-                    out.push(format!(
-                        "{who}: test step {step} says what neither alice nor bob must observe"
-                    ));
-                }
-                for obs in [&s.alice, &s.bob].into_iter().flatten() {
-                    if obs.trim().is_empty() {
-                        out.push(format!("{who}: test step {step} has an empty observation"));
-                    }
-                }
-                if let Some(w) = s.within_s
-                    && !(w > 0.0 && w <= MAX_WITHIN_SECONDS)
-                {
-                    out.push(format!(
-                        "{who}: test step {step}: within_s must be in (0, {MAX_WITHIN_SECONDS}], found {w}"
-                    ));
-                }
-            }
-            let both = alice && bob;
-            if !f.test.is_empty() && !both {
-                out.push(format!(
-                    "{who}: test plan must involve both alice and bob (as actor or observer)"
+                    "{who}: ui {:?} on {:?} is listed twice",
+                    u.text, u.on
                 ));
             }
         }
-        out.extend(self.script_problems());
+    }
 
+    /// A feature's test plan (its prose; scripts are checked by `script_problems`).
+    fn plan_problems(f: &Feature, who: &str, out: &mut Vec<String>) {
+        if f.test.len() < 2 {
+            out.push(format!(
+                "{who}: test plan needs at least 2 steps, found {}",
+                f.test.len()
+            ));
+        }
+        let mut alice = false;
+        let mut bob = false;
+        for (n, s) in f.test.iter().enumerate() {
+            let step = n + 1;
+            match s.actor {
+                Actor::Alice => alice = true,
+                Actor::Bob => bob = true,
+            }
+            alice |= s.alice.is_some();
+            bob |= s.bob.is_some();
+            if s.action.trim().is_empty() {
+                out.push(format!("{who}: test step {step} has an empty action"));
+            }
+            if s.alice.is_none() && s.bob.is_none() {
+                out.push(format!(
+                    "{who}: test step {step} says what neither alice nor bob must observe"
+                ));
+            }
+            for obs in [&s.alice, &s.bob].into_iter().flatten() {
+                if obs.trim().is_empty() {
+                    out.push(format!("{who}: test step {step} has an empty observation"));
+                }
+            }
+            if let Some(w) = s.within_s
+                && !(w > 0.0 && w <= MAX_WITHIN_SECONDS)
+            {
+                out.push(format!(
+                    "{who}: test step {step}: within_s must be in (0, {MAX_WITHIN_SECONDS}], found {w}"
+                ));
+            }
+        }
+        let both = alice && bob;
+        if !f.test.is_empty() && !both {
+            out.push(format!(
+                "{who}: test plan must involve both alice and bob (as actor or observer)"
+            ));
+        }
+    }
+
+    /// Levels: numbering, and every feature added exactly once, in ascending order.
+    fn level_problems(&self, out: &mut Vec<String>) {
         let feature_count = self.features.len() as u32;
         let mut owner: Vec<Option<u32>> = vec![None; self.features.len()];
         let mut previous_max = 0;
@@ -369,7 +396,6 @@ impl Levels {
                 ));
             }
         }
-        out
     }
 
     /// Problems of every feature's scripts, in plan order (tabs opened by one plan stay
