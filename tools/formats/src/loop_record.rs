@@ -14,6 +14,12 @@ named_enum! {
         /// A person, with the test plans and a grading sheet; the loop waits for
         /// `GRADING_RESULTS.md`.
         Manual => "manual",
+        /// A Claude Code session judging the plans through two Playwright browsers
+        /// (`bench-grade --grader agent`); its cost is kept apart from the app's.
+        Agent => "agent",
+        /// The deterministic grader, then an agent session for what its scripts could not
+        /// carry out or do not check (`bench-grade --grader hybrid`).
+        Hybrid => "hybrid",
     }
 }
 

@@ -52,7 +52,11 @@ pub struct Args {
     /// Apps driven at once (each has its own run index: ports and databases never collide).
     #[arg(long, value_name = "P", default_value_t = 1)]
     pub parallel: usize,
-    /// auto: bench-grade in a real browser; manual: a person grades, the loop waits.
+    /// auto: bench-grade in a real browser; manual: a person grades, the loop waits;
+    /// agent: a Claude Code session with two browsers judges the plans; hybrid: auto, then
+    /// an agent for what the scripts could not carry out or do not check. With --rehearse,
+    /// agent and hybrid gradings play `grade-l<N>.toml` from the rehearsal folder, else
+    /// `rehearsal/grade/level-<N>.toml`.
     #[arg(long, value_enum, default_value_t = Grader::Auto)]
     pub grader: Grader,
     /// Manual grading: how long to wait for GRADING_RESULTS.md before leaving the app for

@@ -397,6 +397,11 @@ impl<'a> AppDriver<'a> {
             Grader::Auto => crate::grading::auto(self.env, dir, level, &mut |line| {
                 self.status(Some(&state), &format!("{step}: {line}"))
             }),
+            grader @ (Grader::Agent | Grader::Hybrid) => {
+                crate::grading::agent(self.env, &self.settings, grader, dir, level, &mut |line| {
+                    self.status(Some(&state), &format!("{step}: {line}"))
+                })
+            }
             Grader::Manual => self.fresh_start(dir).and_then(|()| {
                 crate::grading::manual(
                     self.env,

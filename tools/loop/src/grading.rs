@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use bench_formats::files::{BUG_REPORT_FILE, GRADING_RESULTS_FILE};
-use bench_formats::loop_record::GradeRecord;
+use bench_formats::loop_record::{GradeRecord, Grader, LoopSettings};
 use bench_grade::grade::{Request, Target};
 
 use crate::driver::{Observer, Slot};
@@ -32,7 +32,59 @@ pub fn auto(
     level: u32,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Option<GradeRecord>> {
-    let req = Request {
+    let graded = bench_grade::grade::grade(&request(env, dir, level), progress)?;
+    Ok(Some(record_of(level, &graded)))
+}
+
+/// Grades the app at `level` with an agent session (`Grader::Agent`), or the deterministic
+/// grader followed by one (`Grader::Hybrid`), through bench-grade; the session's cost is
+/// recorded with the grading (under `.bench/grading/`), never with the app's sessions.
+pub fn agent(
+    env: &LoopEnv,
+    settings: &LoopSettings,
+    grader: Grader,
+    dir: &Path,
+    level: u32,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<GradeRecord>> {
+    let req = request(env, dir, level);
+    let mut opts = bench_grade::agent::AgentOptions::new(&env.root);
+    opts.agent_bin = Some(env.agent_bin.clone());
+    opts.telemetry = Some(env.telemetry.clone());
+    opts.model = settings.model.clone();
+    opts.max_budget_usd = settings.max_budget_usd;
+    opts.extra_env = env.extra_env.clone();
+    opts.show_progress = env.verbose;
+    if let Some(folder) = &settings.rehearse {
+        opts.rehearse = Some(grading_script(&env.root, Path::new(folder), level)?);
+    }
+    let graded = match grader {
+        Grader::Hybrid => bench_grade::agent::hybrid::grade_hybrid(&req, &opts, progress)?.graded,
+        _ => bench_grade::agent::grade_agent(&req, &opts, progress)?.graded,
+    };
+    Ok(Some(record_of(level, &graded)))
+}
+
+/// The rehearsal of an agent grading at `level`: `grade-l<N>.toml` in the loop's rehearsal
+/// folder, else bench-grade's own `rehearsal/grade/level-<N>.toml`.
+fn grading_script(root: &Path, folder: &Path, level: u32) -> Result<std::path::PathBuf> {
+    let candidates = [
+        folder.join(format!("grade-l{level}.toml")),
+        root.join(format!("rehearsal/grade/level-{level}.toml")),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => bail!(
+            "no rehearsal of an agent grading at level {level}: looked for {} and {}",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
+}
+
+/// The request that grades the app folder `dir` at `level`, writing into it.
+fn request(env: &LoopEnv, dir: &Path, level: u32) -> Request {
+    Request {
         root: env.root.clone(),
         target: Target::App(dir.to_path_buf()),
         level: Some(level),
@@ -42,17 +94,20 @@ pub fn auto(
         driver_dir: env.driver_dir.clone(),
         trace: false,
         app_options: Some(app_options(env)),
-    };
-    let graded = bench_grade::grade::grade(&req, progress)?;
+    }
+}
+
+/// What the loop keeps of a grading.
+fn record_of(level: u32, graded: &bench_grade::grade::Graded) -> GradeRecord {
     let bugs = bench_grade::render::bugs(&graded.file).len();
-    Ok(Some(GradeRecord {
+    GradeRecord {
         level,
         score: graded.file.score,
         max: graded.file.max,
         bugs: u32::try_from(bugs).unwrap_or(u32::MAX),
         completed_sessions: 0,
         graded_at_utc: String::new(),
-    }))
+    }
 }
 
 /// Manual grading: says where the app runs, which plans to follow and which sheet to fill,

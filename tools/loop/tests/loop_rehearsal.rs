@@ -386,3 +386,50 @@ fn a_second_loop_on_the_same_app_is_refused() {
     drop(first);
     bench_loop::record::lock(tmp.path()).unwrap();
 }
+
+/// `--grader agent`: the level is judged by a rehearsed Claude Code session driving two real
+/// browsers (rehearsal/grade/level-1.toml); its cost is recorded with the grading, and the
+/// app's own sessions are the generate session alone.
+#[test]
+fn an_agent_grader_judges_the_level_and_keeps_its_cost_apart() {
+    let env = env();
+    let out = bench_loop(&env, 47)
+        .args([
+            "--backend",
+            "postgres",
+            "--to-level",
+            "1",
+            "--grader",
+            "agent",
+            "--rehearse",
+        ])
+        .arg(repo_root().join("rehearsal/loop"))
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let app = apps(&env.runs).pop().expect("an app folder");
+    let state = state_of(&app).unwrap();
+    assert_eq!(
+        phases(&state),
+        vec![(Phase::Generate, 1, Outcome::Completed)],
+        "{log}"
+    );
+    let rec = state.loop_record.as_ref().unwrap();
+    assert_eq!(rec.status, LoopStatus::Finished, "{log}");
+    let grades: Vec<(u32, u32, u32)> = rec
+        .grades
+        .iter()
+        .map(|g| (g.level, g.score, g.max))
+        .collect();
+    assert_eq!(grades, vec![(1, 12, 12)], "{log}");
+    // The grading session's cost sits under the grading's own folder.
+    let gradings = std::fs::read_dir(app.join(".bench/grading")).unwrap();
+    let costs: Vec<CostSummary> = gradings
+        .flatten()
+        .filter_map(|g| read_json(&g.path().join("session/cost-summary.json")).ok())
+        .collect();
+    assert_eq!(costs.len(), 1, "{log}");
+    assert!(costs[0].total_cost_usd > 0.0, "{:?}", costs[0]);
+    assert_costs(&app, &state);
+}
