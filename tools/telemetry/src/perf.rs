@@ -420,16 +420,10 @@ pub fn generate(path: &Path, size_bytes: u64, sessions: u32) -> Result<Vec<Truth
 /// Asks the kernel to drop `path`'s pages from the page cache (only this file's).
 #[cfg(target_os = "linux")]
 fn evict_from_page_cache(path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    unsafe extern "C" {
-        fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
-    }
-    const POSIX_FADV_DONTNEED: i32 = 4;
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: the descriptor is open for the duration of the call; the call only gives
-    // the kernel advice about cached pages of this file.
-    let rc = unsafe { posix_fadvise(file.as_raw_fd(), 0, 0, POSIX_FADV_DONTNEED) };
-    ensure!(rc == 0, "posix_fadvise failed with error {rc}");
+    posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+        .with_context(|| format!("posix_fadvise on {} failed", path.display()))?;
     Ok(())
 }
 
