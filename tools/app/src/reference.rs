@@ -5,37 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 /// The reference app, relative to the repository root.
 pub const REFERENCE_APP: &str = "reference-app";
 /// Its parts with npm packages of their own.
 pub const PARTS: [&str; 2] = ["server", "client"];
-
-/// Copies `from` into `to`, leaving out installed packages, build output and harness state.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    let entries =
-        std::fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", from.display()))?;
-        let name = entry.file_name();
-        if matches!(name.to_str(), Some("node_modules" | ".bench" | "dist")) {
-            continue;
-        }
-        let path = entry.path();
-        let kind = entry
-            .file_type()
-            .with_context(|| format!("cannot stat {}", path.display()))?;
-        if kind.is_dir() {
-            copy_tree(&path, &to.join(&name))?;
-        } else if kind.is_file() {
-            std::fs::copy(&path, to.join(&name))
-                .with_context(|| format!("cannot copy {}", path.display()))?;
-        }
-    }
-    Ok(())
-}
 
 /// `<cache>/<part>/node_modules`, installed with `npm ci` (else `npm install`) when the
 /// part's lock file changed since the last install. Parallel callers take turns.
@@ -52,42 +26,13 @@ fn cached_modules(root: &Path, cache: &Path, part: &str) -> Result<PathBuf> {
         std::fs::copy(source.join(name), dir.join(name))
             .with_context(|| format!("cannot copy {name} of {REFERENCE_APP}/{part}"))?;
     }
-    let lock_bytes = std::fs::read(dir.join("package-lock.json"))
-        .with_context(|| format!("cannot read {}/package-lock.json", dir.display()))?;
-    let hash = format!("{:x}", Sha256::digest(&lock_bytes));
-    let stamp = dir.join("node_modules/.bench-lock-sha256");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(hash.as_str()) {
-        eprintln!(
-            "installing the reference app's {part} packages into {} …",
-            dir.display()
-        );
-        // `npm ci` refuses a lock out of step with package.json (a lock written on another
-        // platform may lack optional packages); `npm install` still installs from it.
-        if let Err(ci) = npm(&dir, "ci") {
-            npm(&dir, "install").map_err(|e| e.context(format!("after {ci:#}")))?;
-        }
-        std::fs::write(&stamp, hash)
-            .with_context(|| format!("cannot write {}", stamp.display()))?;
-    }
+    bench_proc::npm::install_locked(
+        &dir,
+        &format!("the reference app's {part} packages"),
+        Path::new("node_modules"),
+        true,
+    )?;
     Ok(dir.join("node_modules"))
-}
-
-fn npm(dir: &Path, command: &str) -> Result<()> {
-    let out = Command::new("npm")
-        .args([command, "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .output()
-        .context(
-            "cannot run npm: install Node.js 20 and npm (Debian: apt-get install nodejs npm)",
-        )?;
-    if !out.status.success() {
-        bail!(
-            "npm {command} failed in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// Makes `dest` (which must not exist, or be an empty folder) a copy of the reference app
@@ -109,7 +54,7 @@ pub fn prepare(root: &Path, cache: &Path, dest: &Path) -> Result<()> {
             source.display()
         );
     }
-    copy_tree(&source, dest)?;
+    bench_proc::npm::copy_tree(&source, dest, &["node_modules", ".bench", "dist"])?;
     for part in PARTS {
         let modules = cached_modules(root, cache, part)?;
         let target = dest.join(part).join("node_modules");

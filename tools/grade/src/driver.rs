@@ -8,7 +8,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 use crate::events::{Event, parse_line};
 
@@ -20,31 +19,6 @@ pub const DRIVER_MAIN: &str = "driver.mjs";
 /// The install folder users get: `<root>/.bench/grade-driver`.
 pub fn default_install_dir(root: &Path) -> PathBuf {
     bench_formats::paths::state_dir(root).join("grade-driver")
-}
-
-/// Copies the driver's files (not `node_modules`) from `src` into `dest`, recursively.
-fn copy_sources(src: &Path, dest: &Path) -> Result<()> {
-    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    let entries =
-        std::fs::read_dir(src).with_context(|| format!("cannot list {}", src.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", src.display()))?;
-        let name = entry.file_name();
-        if name == "node_modules" {
-            continue;
-        }
-        let from = entry.path();
-        let kind = entry
-            .file_type()
-            .with_context(|| format!("cannot stat {}", from.display()))?;
-        if kind.is_dir() {
-            copy_sources(&from, &dest.join(&name))?;
-        } else if kind.is_file() {
-            std::fs::copy(&from, dest.join(&name))
-                .with_context(|| format!("cannot copy {}", from.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// Makes `install_dir` hold the driver with its npm packages (`npm ci` from the checked-in
@@ -66,40 +40,14 @@ pub fn install(root: &Path, install_dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("cannot create lock file {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    copy_sources(&src, install_dir)?;
-    let lock_bytes = std::fs::read(install_dir.join("package-lock.json"))
-        .with_context(|| format!("cannot read {}/package-lock.json", install_dir.display()))?;
-    let hash = format!("{:x}", Sha256::digest(&lock_bytes));
-    let stamp = install_dir.join("node_modules/.bench-lock-sha256");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(hash.as_str()) {
-        npm_ci(install_dir)?;
-        std::fs::write(&stamp, hash)
-            .with_context(|| format!("npm ci worked, but {} cannot be written", stamp.display()))?;
-    }
+    bench_proc::npm::copy_tree(&src, install_dir, &["node_modules"])?;
+    bench_proc::npm::install_locked(
+        install_dir,
+        "the grading driver's npm packages",
+        Path::new("node_modules/playwright-core"),
+        false,
+    )?;
     Ok(install_dir.join(DRIVER_MAIN))
-}
-
-fn npm_ci(dir: &Path) -> Result<()> {
-    eprintln!(
-        "installing the grading driver's npm packages into {} (first use only) …",
-        dir.display()
-    );
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .output()
-        .context(
-            "cannot run npm: install Node.js 20 and npm (Debian: apt-get install nodejs npm)",
-        )?;
-    if !out.status.success() {
-        bail!(
-            "`npm ci` for the grading driver failed in {} ({}): {}\nCheck access to the npm registry, then run again",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// A driver run's end: how it exited and the tail of its log.

@@ -17,6 +17,7 @@
 
 mod error;
 mod net;
+pub mod npm;
 mod process;
 mod text;
 

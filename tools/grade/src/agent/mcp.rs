@@ -3,11 +3,9 @@
 //! into an ignored folder, each with an isolated in-memory profile in the system Chromium.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// The MCP package's pinned manifest and lock, relative to the repository root.
 pub const MCP_SOURCE: &str = "tools/grade/mcp";
@@ -25,13 +23,12 @@ pub fn default_install_dir(root: &Path) -> PathBuf {
 /// the lock changes; parallel callers take turns) and returns the server's entry point.
 pub fn install(root: &Path, install_dir: &Path) -> Result<PathBuf> {
     let src = root.join(MCP_SOURCE);
-    let lock_src = src.join("package-lock.json");
-    let lock_bytes = std::fs::read(&lock_src).with_context(|| {
-        format!(
-            "cannot read {} (run from the benchmark repository)",
-            lock_src.display()
-        )
-    })?;
+    if !src.join("package-lock.json").is_file() {
+        bail!(
+            "{} has no package-lock.json (run from the benchmark repository)",
+            src.display()
+        );
+    }
     std::fs::create_dir_all(install_dir)
         .with_context(|| format!("cannot create {}", install_dir.display()))?;
     let turn_path = install_dir.with_extension("lock");
@@ -43,38 +40,14 @@ pub fn install(root: &Path, install_dir: &Path) -> Result<PathBuf> {
         std::fs::copy(src.join(name), install_dir.join(name))
             .with_context(|| format!("cannot copy {}/{name}", src.display()))?;
     }
-    let hash = format!("{:x}", Sha256::digest(&lock_bytes));
-    let stamp = install_dir.join("node_modules/.bench-lock-sha256");
+    bench_proc::npm::install_locked(
+        install_dir,
+        "the Playwright MCP server",
+        Path::new(MCP_MAIN),
+        false,
+    )?;
     let main = install_dir.join(MCP_MAIN);
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(hash.as_str()) || !main.is_file() {
-        npm_ci(install_dir)?;
-        std::fs::write(&stamp, hash)
-            .with_context(|| format!("npm ci worked, but {} cannot be written", stamp.display()))?;
-    }
     Ok(main)
-}
-
-fn npm_ci(dir: &Path) -> Result<()> {
-    eprintln!(
-        "installing the Playwright MCP server into {} (first use only) …",
-        dir.display()
-    );
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .output()
-        .context(
-            "cannot run npm: install Node.js 20 and npm (Debian: apt-get install nodejs npm)",
-        )?;
-    if !out.status.success() {
-        bail!(
-            "`npm ci` for the Playwright MCP server failed in {} ({}): {}\nCheck access to the npm registry, then run again",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// How one user's server is started.
