@@ -179,7 +179,6 @@ impl<'a> AppDriver<'a> {
         match machine::next(&state, &rec) {
             Next::Over => Ok(None),
             Next::Stop(reason) => self.stop(&dir, reason).map(Some),
-            Next::Step(LoopStep::Generate { .. }) => self.regenerate(&dir).map(Some),
             Next::Step(step @ LoopStep::Grade { .. }) => self.grade_step(&dir, &step).map(Some),
             Next::Step(LoopStep::Finish) => self.finish(&dir, &state, &rec).map(Some),
             Next::Step(step) => self.session_step(&dir, &state, step).map(Some),
@@ -193,22 +192,6 @@ impl<'a> AppDriver<'a> {
         let state = record::close(dir, LoopStatus::Stopped, Some(reason))?;
         self.status(Some(&state), "stopped");
         Ok(state)
-    }
-
-    /// The generate session of an app that was cut off before it completed: the runner only
-    /// generates into a new app folder, so the old one is closed and a new app made.
-    fn regenerate(&mut self, dir: &Path) -> Result<AppState> {
-        let reason =
-            "its generate session did not complete; the loop generated a new app".to_owned();
-        record::close(dir, LoopStatus::Stopped, Some(reason))?;
-        self.note(&format!(
-            "{} left behind: its generate session was cut off; generating a new app",
-            dir.display()
-        ));
-        self.app_dir = None;
-        self.lock = None;
-        let level = machine::generate_level(self.slot.variant, self.settings.to_level);
-        self.generate(level)
     }
 
     /// The loop record a new app starts with.
@@ -247,7 +230,8 @@ impl<'a> AppDriver<'a> {
         self.after_session(&dir, &step, &report, state)
     }
 
-    /// A fix or upgrade session.
+    /// A fix or upgrade session, or a generate session run again in its app after it was
+    /// cut off.
     fn session_step(&mut self, dir: &Path, state: &AppState, step: LoopStep) -> Result<AppState> {
         let spent = machine::total_cost(state);
         if let Some(cap) = self.settings.max_total_usd
@@ -273,6 +257,9 @@ impl<'a> AppDriver<'a> {
                 // As the original harness did: the fix continues the session that built
                 // the app, with its context.
                 resume: state.latest_session_id().is_some(),
+            },
+            LoopStep::Generate { .. } => Task::Regenerate {
+                app_dir: dir.to_path_buf(),
             },
             other => bail!("{other} is not an agent session"),
         };

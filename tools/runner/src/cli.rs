@@ -19,7 +19,7 @@ use crate::session::Cancel;
 ///   cargo xtask bench-run --upgrade runs/sequential-upgrade-20260406/postgres/results/chat-app-20260406-153732 --level 2
 ///   cargo xtask bench-run --fix runs/sequential-upgrade-20260406/postgres/results/chat-app-20260406-153732
 #[derive(Debug, clap::Args)]
-#[command(group(ArgGroup::new("task").required(true).args(["backend", "upgrade", "fix"])))]
+#[command(group(ArgGroup::new("task").required(true).args(["backend", "upgrade", "fix", "regenerate"])))]
 pub struct Args {
     /// Generate a new app for this backend (spacetime, postgres, mongodb).
     #[arg(long)]
@@ -30,6 +30,11 @@ pub struct Args {
     /// Fix the bugs listed in this app's BUG_REPORT.md, at the app's current level.
     #[arg(long, value_name = "APP_DIR")]
     pub fix: Option<PathBuf>,
+    /// Generate again, in the same folder, an app whose generate session ended without
+    /// completing (killed, interrupted, failed, timed out): what it left is moved to
+    /// .bench/cut-off/<run id>/, and its cost stays in the app's records.
+    #[arg(long, value_name = "APP_DIR")]
+    pub regenerate: Option<PathBuf>,
     /// Level to generate (default 1) or to upgrade to (required with --upgrade).
     #[arg(long)]
     pub level: Option<u32>,
@@ -148,8 +153,18 @@ impl Args {
                 resume: self.resume_session,
             });
         }
+        if let Some(app_dir) = &self.regenerate {
+            if self.level.is_some() || self.resume_session || self.composed_prompt || self.force {
+                bail!(
+                    "--regenerate runs the cut-off generate session again as it was: leave --level, --resume-session, --composed-prompt and --force out"
+                );
+            }
+            return Ok(Task::Regenerate {
+                app_dir: app_dir.clone(),
+            });
+        }
         bail!(
-            "say what to run: --backend NAME (generate), --upgrade APP_DIR --level N, or --fix APP_DIR"
+            "say what to run: --backend NAME (generate), --upgrade APP_DIR --level N, --fix APP_DIR, or --regenerate APP_DIR"
         )
     }
 }
@@ -215,9 +230,9 @@ pub fn run(args: Args) -> Result<()> {
     // Check what can be checked before installing or starting anything.
     let backend = match &task {
         Task::Generate { backend, .. } => backend.clone(),
-        Task::Upgrade { app_dir, .. } | Task::Fix { app_dir, .. } => {
-            crate::layout::open_app(app_dir)?.state.backend
-        }
+        Task::Upgrade { app_dir, .. }
+        | Task::Fix { app_dir, .. }
+        | Task::Regenerate { app_dir } => crate::layout::open_app(app_dir)?.state.backend,
     };
     let content = Content::load(&root)?;
     content.backend(&backend)?;
@@ -295,6 +310,9 @@ fn absolute_task(task: Task) -> Result<Task> {
             app_dir: absolute(&app_dir)?,
             composed,
             resume,
+        },
+        Task::Regenerate { app_dir } => Task::Regenerate {
+            app_dir: absolute(&app_dir)?,
         },
         t => t,
     })
@@ -407,7 +425,7 @@ pub fn next_steps(report: &SessionReport, app: &str, max_level: u32) -> Vec<Stri
     );
     if report.outcome != Outcome::Completed {
         let again = match report.phase {
-            Phase::Generate => "the same `cargo xtask bench-run --backend …` command".to_owned(),
+            Phase::Generate => format!("cargo xtask bench-run --regenerate {app}"),
             Phase::Upgrade => format!("cargo xtask bench-run --upgrade {app} --level {level}"),
             Phase::Fix => fix,
         };

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use bench_content::Content;
 use bench_formats::files::BUG_REPORT_FILE;
-use bench_formats::{Phase, Rules, Variant};
+use bench_formats::{Outcome, Phase, Rules, Variant};
 
 use crate::layout::{self, ExistingApp};
 use crate::run::{RunOptions, Task};
@@ -71,6 +71,12 @@ impl Plan {
                 check_upgrade(&app, *level, max, *force)?;
                 existing(opts, app, Phase::Upgrade, *level, *composed, *resume)
             }
+            Task::Regenerate { app_dir } => {
+                let app = layout::open_app(app_dir)?;
+                content.backend(&app.state.backend)?;
+                let level = check_regenerate(&app)?;
+                existing(opts, app, Phase::Generate, level, true, false)
+            }
             Task::Fix {
                 app_dir,
                 composed,
@@ -106,6 +112,31 @@ fn check_upgrade(app: &ExistingApp, level: u32, max: u32, force: bool) -> Result
         app.app_dir.display(),
         current + 1
     )
+}
+
+/// A generate session runs again in its app only when the app's sessions so far are
+/// generate sessions that ended without completing (killed, interrupted, failed or timed
+/// out; not one still running); returns their level.
+fn check_regenerate(app: &ExistingApp) -> Result<u32> {
+    let sessions = &app.state.sessions;
+    let cut_off = |o: Outcome| {
+        matches!(
+            o,
+            Outcome::Killed | Outcome::Interrupted | Outcome::Failed | Outcome::Timeout
+        )
+    };
+    let ok = app.state.level == 0
+        && !sessions.is_empty()
+        && sessions
+            .iter()
+            .all(|s| s.phase == Phase::Generate && cut_off(s.outcome));
+    match sessions.last() {
+        Some(last) if ok => Ok(last.level),
+        _ => bail!(
+            "{} cannot be generated again: only an app whose generate session ended without completing (and is not running) can be; an app with a completed level is upgraded or fixed instead",
+            app.app_dir.display()
+        ),
+    }
 }
 
 /// A fix needs a bug report and a level reached.

@@ -38,6 +38,49 @@ pub fn level_snapshot(plan: &Plan, app_dir: &Path, trace: &HarnessTrace) -> Resu
     })
 }
 
+/// The folder, inside the app, where a generate session run again sets aside what the
+/// cut-off session left (`<app>/.bench/cut-off/<its run id>/`).
+pub const CUT_OFF_DIR: &str = ".bench/cut-off";
+
+/// Before a generate session runs again in its app: moves everything the cut-off session
+/// left (all but `.bench/`) to `.bench/cut-off/<its run id>/`, so the new session starts
+/// from an empty folder and nothing it wrote is lost.
+pub fn set_aside_cut_off(plan: &Plan, app_dir: &Path, trace: &HarnessTrace) -> Result<()> {
+    let AppPlace::Existing(app) = &plan.app else {
+        return Ok(());
+    };
+    if plan.phase != Phase::Generate {
+        return Ok(());
+    }
+    let run_id = app
+        .state
+        .sessions
+        .last()
+        .map_or("unknown", |s| s.run_id.as_str());
+    trace.in_step("set aside the cut-off session's files", || {
+        let dst = app_dir.join(CUT_OFF_DIR).join(run_id);
+        std::fs::create_dir_all(&dst)
+            .with_context(|| format!("cannot create {}", dst.display()))?;
+        let entries = std::fs::read_dir(app_dir)
+            .with_context(|| format!("cannot list {}", app_dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", app_dir.display()))?;
+            if entry.file_name() == ".bench" {
+                continue;
+            }
+            let to = dst.join(entry.file_name());
+            std::fs::rename(entry.path(), &to).with_context(|| {
+                format!(
+                    "cannot move {} to {} (move it yourself, then run again)",
+                    entry.path().display(),
+                    to.display()
+                )
+            })?;
+        }
+        Ok(())
+    })
+}
+
 /// Assembles the prompt, places its files in the app and keeps a copy of every input.
 /// Returns the prompt's text.
 pub fn prompt(

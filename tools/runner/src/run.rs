@@ -40,6 +40,10 @@ pub const DEFAULT_MODEL: &str = "claude-sonnet-4-6";
 pub enum Task {
     /// Build a new app at `level`.
     Generate { backend: String, level: u32 },
+    /// Generate again, in the same folder, an app whose generate session ended without
+    /// completing (killed, interrupted, failed, timed out): what that session left is set
+    /// aside under `.bench/cut-off/<run id>/`, and its record and cost stay in the app's state.
+    Regenerate { app_dir: PathBuf },
     /// Take an app to `level`.
     Upgrade {
         app_dir: PathBuf,
@@ -567,6 +571,7 @@ impl Session {
     /// the scripted API.
     pub async fn prepare_inputs(&self, rec: &Records) -> Result<Prepared> {
         let folders = &rec.folders;
+        crate::prepare::set_aside_cut_off(&self.plan, &folders.app_dir, &rec.trace)?;
         // The level snapshot comes first: it must hold the app as the previous level left it.
         crate::prepare::level_snapshot(&self.plan, &folders.app_dir, &rec.trace)?;
         let prompt =

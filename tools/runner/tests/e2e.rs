@@ -387,6 +387,49 @@ fn a_session_stopped_midway_keeps_its_cost_and_says_how_it_ended() {
     let state: AppState = read_json(&report.app_dir.join(".bench/state.json")).unwrap();
     assert_eq!(state.level, 0, "an unfinished generate reaches no level");
     assert_eq!(state.sessions[0].outcome, "timeout");
+
+    // Generated again in the same folder: the first session's files are set aside and its
+    // record and cost stay; the app reaches its level.
+    let task = Task::Regenerate {
+        app_dir: report.app_dir.clone(),
+    };
+    let again =
+        bench_runner::run_session(&options(&env, task, rehearsal("generate-l1.toml"))).unwrap();
+    assert_eq!(again.outcome, "completed");
+    assert_eq!(again.app_dir, report.app_dir);
+    assert_reconciled(&again);
+    let state: AppState = read_json(&report.app_dir.join(".bench/state.json")).unwrap();
+    let sessions: Vec<(Phase, u32, Outcome)> = state
+        .sessions
+        .iter()
+        .map(|s| (s.phase, s.level, s.outcome))
+        .collect();
+    assert_eq!(
+        sessions,
+        vec![
+            (Phase::Generate, 1, Outcome::Timeout),
+            (Phase::Generate, 1, Outcome::Completed),
+        ]
+    );
+    assert_eq!(state.level, 1);
+    assert_eq!(state.sessions[0].cost_usd, Some(summary.total_cost_usd));
+    let set_aside = report
+        .app_dir
+        .join(".bench/cut-off")
+        .join(&report.run_id)
+        .join("started.txt");
+    assert!(set_aside.is_file(), "{}", set_aside.display());
+    assert!(!report.app_dir.join("started.txt").exists());
+    // A completed generate is not generated again.
+    let task = Task::Regenerate {
+        app_dir: report.app_dir.clone(),
+    };
+    let err = format!(
+        "{:#}",
+        bench_runner::run_session(&options(&env, task, rehearsal("generate-l1.toml")))
+            .unwrap_err()
+    );
+    assert!(err.contains("cannot be generated again"), "{err}");
 }
 
 #[test]
