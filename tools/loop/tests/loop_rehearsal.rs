@@ -3,115 +3,14 @@
 //! PostgreSQL, graded by bench-grade in the real Chromium, telemetry into an embedded OTLP
 //! receiver, and bench-report at the end.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bench_formats::loop_record::LoopStatus;
 use bench_formats::{AppState, CostSummary, Outcome, Phase, read_json};
-use bench_pg::PgCluster;
-use otlp_receiver::{Receiver, ReceiverConfig, ReceiverHandle};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-}
-
-/// The real CLI, installed once into target/claude-code (shared with bench-run's tests).
-fn agent_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        bench_runner::agent::install_agent_cli(&target_dir().join("claude-code"))
-            .expect("install the agent CLI")
-    })
-    .clone()
-}
-
-struct Env {
-    tmp: tempfile::TempDir,
-    runs: PathBuf,
-    receiver: ReceiverHandle,
-    pg: PgCluster,
-}
-
-fn env() -> Env {
-    let tmp = tempfile::tempdir().unwrap();
-    let receiver =
-        Receiver::start(ReceiverConfig::ephemeral(tmp.path().join("telemetry"))).unwrap();
-    let pg = PgCluster::start_temp().expect("a throwaway PostgreSQL cluster");
-    Env {
-        runs: tmp.path().join("runs"),
-        receiver,
-        pg,
-        tmp,
-    }
-}
-
-/// `bench-loop` with the test's receiver, database, runs folder and agent CLI, on run
-/// indexes no other test uses.
-fn bench_loop(env: &Env, first_run_index: u32) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bench-loop"));
-    cmd.current_dir(repo_root())
-        .env("CLAUDE_CONFIG_DIR", env.tmp.path().join("claude-config"))
-        .env_remove("ANTHROPIC_API_KEY")
-        .arg("--otlp-endpoint")
-        .arg(env.receiver.http_endpoint())
-        .arg("--telemetry-dir")
-        .arg(env.receiver.dir())
-        .arg("--pg-port")
-        .arg(env.pg.port().to_string())
-        .arg("--runs-dir")
-        .arg(&env.runs)
-        .arg("--agent-bin")
-        .arg(agent_bin())
-        .arg("--first-run-index")
-        .arg(first_run_index.to_string())
-        .arg("--session-timeout")
-        .arg("300");
-    cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Every app folder under the runs folder.
-fn apps(runs: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let Ok(run_dirs) = std::fs::read_dir(runs) else {
-        return found;
-    };
-    for run in run_dirs.flatten() {
-        let Ok(backends) = std::fs::read_dir(run.path()) else {
-            continue;
-        };
-        for backend in backends.flatten() {
-            if let Ok(results) = std::fs::read_dir(backend.path().join("results")) {
-                found.extend(results.flatten().map(|e| e.path()));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-fn state_of(app: &Path) -> Option<AppState> {
-    read_json(&app.join(".bench/state.json")).ok()
-}
+use common::*;
 
 /// Whether the receiver has the upgrade session's first paid call.
 fn upgrade_has_paid(state: &AppState, telemetry: &Path) -> bool {
@@ -149,44 +48,6 @@ fn kill_during_upgrade(child: &mut std::process::Child, env: &Env, log: &Path) -
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn session_cost(app: &Path, telemetry_dir: &str) -> CostSummary {
-    let backend_dir = app.parent().unwrap().parent().unwrap();
-    read_json(&backend_dir.join(telemetry_dir).join("cost-summary.json")).unwrap()
-}
-
-/// Each session's cost is what bench-telemetry summarised; a completed one's equals the
-/// CLI's own total; a killed one kept what it spent.
-fn assert_costs(app: &Path, state: &AppState) {
-    for s in &state.sessions {
-        let cost = session_cost(app, s.telemetry_dir.as_deref().unwrap());
-        assert_eq!(s.cost_usd, Some(cost.total_cost_usd), "{}", s.run_id);
-        if s.outcome == Outcome::Completed {
-            let cli = cost
-                .reconciliation
-                .as_ref()
-                .and_then(|r| r.result.as_ref())
-                .map(|r| r.cost_usd)
-                .expect("the CLI's own total");
-            assert!(
-                (cli - cost.total_cost_usd).abs() < 1e-9,
-                "{}: {cli} vs {}",
-                s.run_id,
-                cost.total_cost_usd
-            );
-        } else {
-            assert!(s.cost_usd.is_some_and(|c| c > 0.0), "{s:?}");
-        }
-    }
-}
-
-fn phases(state: &AppState) -> Vec<(Phase, u32, Outcome)> {
-    state
-        .sessions
-        .iter()
-        .map(|s| (s.phase, s.level, s.outcome))
-        .collect()
 }
 
 /// The rehearsal: generate → grade 12/12 → upgrade → grade finds the seeded bug
@@ -304,14 +165,6 @@ fn a_loop_killed_during_the_upgrade_resumes_at_the_upgrade() {
         !env.pg.database_exists(&database).unwrap(),
         "{database} left behind"
     );
-}
-
-fn app_options(env: &Env) -> bench_app::AppOptions {
-    let mut options = bench_app::AppOptions::new(&repo_root());
-    options
-        .overrides
-        .insert("pg_port".into(), env.pg.port().to_string());
-    options
 }
 
 /// A total budget the generate session exceeds: the CLI stops at the cap, the app stops
