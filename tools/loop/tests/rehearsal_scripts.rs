@@ -45,14 +45,36 @@ fn generate_writes_every_file_of_the_reference_app() {
     );
 }
 
+/// The `Edit` calls of a rehearsal script: (file under the app, old text, new text).
+fn edits(script: &str) -> Vec<(String, String, String)> {
+    let path = repo_root().join("rehearsal/loop").join(script);
+    let doc: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for turn in doc["turn"].as_array().unwrap() {
+        let Some(tools) = turn.get("tool").and_then(toml::Value::as_array) else {
+            continue;
+        };
+        for tool in tools.iter().filter(|t| t["name"].as_str() == Some("Edit")) {
+            let input = &tool["input"];
+            let text = |k: &str| input[k].as_str().unwrap().to_owned();
+            let file = text("file_path");
+            let rel = file.strip_prefix("{{app_dir}}/").unwrap().to_owned();
+            out.push((rel, text("old_string"), text("new_string")));
+        }
+    }
+    out
+}
+
+/// The upgrade seeds its bug with one edit of text the reference app has exactly once (as
+/// the agent CLI's Edit tool needs), and the fix undoes exactly that edit.
 #[test]
 fn upgrade_and_fix_edit_text_the_reference_app_has() {
-    let root = repo_root();
-    let bugs = std::fs::read_to_string(root.join("reference-app/server/src/bugs.ts")).unwrap();
-    let upgrade = std::fs::read_to_string(root.join("rehearsal/loop/upgrade-l2.toml")).unwrap();
-    let fix = std::fs::read_to_string(root.join("rehearsal/loop/fix-l2.toml")).unwrap();
-    let seeded = "process.env.REFERENCE_BUG || 'scheduled-past-accepted'";
-    assert!(bugs.contains("process.env.REFERENCE_BUG || ''"), "{bugs}");
-    assert!(bugs.contains("'scheduled-past-accepted'"), "{bugs}");
-    assert!(upgrade.contains(seeded) && fix.contains(seeded));
+    let upgrade = edits("upgrade-l2.toml");
+    let fix = edits("fix-l2.toml");
+    assert_eq!(upgrade.len(), 1, "{upgrade:?}");
+    let (file, old, new) = &upgrade[0];
+    let source = std::fs::read_to_string(repo_root().join("reference-app").join(file)).unwrap();
+    assert_eq!(source.matches(old.as_str()).count(), 1, "{old} in {file}");
+    assert!(!source.contains(new.as_str()), "{new} in {file}");
+    assert_eq!(fix, vec![(file.clone(), new.clone(), old.clone())]);
 }

@@ -8,7 +8,9 @@
 //! - `runs[]`: one per run directory, `{name, path, variants[], backends{<b>: BackendMetrics},
 //!   warnings[]}` — every per-run figure (see `metrics::BackendMetrics`: `sessions`,
 //!   `levels_completed`, `features`, `cost`, `tokens`, `time`, `quality`, `by_level[]`,
-//!   `feature_score`, `loc`, `session_list[]`). Money in USD, time in seconds.
+//!   `feature_score`, `loc`, `session_list[]`, and `loop` when bench-loop made the app: its
+//!   status, the reason it stopped, target level, fixes allowed, grader, last grade). Money
+//!   in USD, time in seconds.
 //! - The sections of the original harness's `METRICS_DATA.json`, per backend `<b>`, so that
 //!   published files and this one are read (and `--check`ed) alike. With one run they hold that
 //!   run's figures; with several, the mean over runs:

@@ -15,9 +15,13 @@ use bench_formats::app_docs::{
 };
 use bench_formats::files::{
     BUG_REPORT_FILE, COST_SUMMARY_FILE, GRADING_RESULTS_FILE, ITERATION_LOG_FILE, METADATA_FILE,
+    STATE_FILE,
 };
+use bench_formats::loop_record::LoopRecord;
 use bench_formats::stress::StressResult;
-use bench_formats::{CostSummary, Phase, SessionMetadata, Status, SummaryStatus, read_json};
+use bench_formats::{
+    AppState, CostSummary, Phase, SessionMetadata, Status, SummaryStatus, read_json,
+};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// One run directory.
@@ -90,6 +94,8 @@ pub struct AppDir {
     pub grading: Option<GradingResults>,
     /// `bench-grade`'s gradings per level (see `grades`).
     pub grades: Vec<crate::grades::LevelGrade>,
+    /// What `bench-loop` recorded about the app in its `.bench/state.json`, if a loop made it.
+    pub loop_record: Option<LoopRecord>,
 }
 
 /// What a session folder's name says: `<backend>-level<N>-<ts>`,
@@ -310,6 +316,23 @@ fn load_app(dir: &Path, warnings: &mut Vec<String>) -> AppDir {
         grading: read_text(&dir.join(GRADING_RESULTS_FILE), warnings)
             .map(|t| parse_grading_results(&t)),
         grades: crate::grades::load(dir, warnings),
+        loop_record: load_loop_record(dir, warnings),
+    }
+}
+
+/// The loop record of the app's `.bench/state.json`; a state file that cannot be read is a
+/// warning (apps of the original harness have none, and that is no warning).
+fn load_loop_record(dir: &Path, warnings: &mut Vec<String>) -> Option<LoopRecord> {
+    let path = dir.join(STATE_FILE);
+    if !path.is_file() {
+        return None;
+    }
+    match read_json::<AppState>(&path) {
+        Ok(state) => state.loop_record,
+        Err(e) => {
+            warnings.push(format!("{e:#}"));
+            None
+        }
     }
 }
 

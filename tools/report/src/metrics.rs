@@ -40,6 +40,10 @@ pub struct BackendMetrics {
     /// agent|hybrid`): kept apart, never part of `cost`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grading_cost: Option<crate::grades::GradingCost>,
+    /// How `bench-loop` left the latest app it made (finished, or stopped and why); `None`
+    /// for apps made session by session.
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_outcome: Option<LoopOutcome>,
     /// Lines of code of the final app; `None` when its source is not in the run.
     pub loc: Option<LocFigures>,
     /// Per session, in order.
@@ -51,6 +55,40 @@ pub struct BackendMetrics {
     /// `ceiling` or a `noop` server) whose verification passed; `None` without one.
     #[serde(default)]
     pub stress_acked_per_second: Option<f64>,
+}
+
+/// How an app's loop ended, from its loop record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopOutcome {
+    /// The app's folder name.
+    pub app: String,
+    pub repetition: u32,
+    /// `running` (the loop ended during a step: `--resume` continues it), `finished` or
+    /// `stopped`.
+    pub status: String,
+    /// Why the loop stopped the app, or moved on with points lost.
+    pub reason: Option<String>,
+    pub to_level: u32,
+    pub max_fixes: u32,
+    pub grader: String,
+    /// The last grading: level, score, max.
+    pub last_grade: Option<(u32, u32, u32)>,
+}
+
+impl LoopOutcome {
+    fn of(app: &crate::load::AppDir) -> Option<LoopOutcome> {
+        let rec = app.loop_record.as_ref()?;
+        Some(LoopOutcome {
+            app: app.name.clone(),
+            repetition: rec.repetition,
+            status: rec.status.to_string(),
+            reason: rec.stop_reason.clone(),
+            to_level: rec.settings.to_level,
+            max_fixes: rec.settings.max_fixes,
+            grader: rec.settings.grader.to_string(),
+            last_grade: rec.last_grade().map(|g| (g.level, g.score, g.max)),
+        })
+    }
 }
 
 /// One stress result, summarised.
@@ -233,6 +271,7 @@ pub fn compute(backend: &BackendRun, loc: Option<LocFigures>) -> BackendMetrics 
             .map(|a| a.grades.clone())
             .unwrap_or_default(),
         grading_cost: crate::grades::grading_cost(backend.apps.iter().map(|a| a.path.as_path())),
+        loop_outcome: backend.apps.iter().rev().find_map(LoopOutcome::of),
         loc,
         session_list: session_rows(sessions, &bugs_of),
         stress,

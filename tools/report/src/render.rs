@@ -752,8 +752,35 @@ fn push_run(
     for m in run.backends.values() {
         push_levels(doc, m, level_names);
         push_sessions(doc, m);
+        push_loop(doc, m);
         push_backend_notes(doc, m);
     }
+}
+
+/// How bench-loop left the backend's app: finished, or stopped and why.
+fn push_loop(doc: &mut Vec<Block>, m: &BackendMetrics) {
+    let Some(l) = &m.loop_outcome else {
+        return;
+    };
+    let grade = l
+        .last_grade
+        .map_or("never graded".to_owned(), |(level, s, max)| {
+            format!("last graded {s}/{max} at level {level}")
+        });
+    let status = match l.status.as_str() {
+        "running" => {
+            "did not end (the loop was cut off during a step; `--resume` continues it)".to_owned()
+        }
+        other => other.to_owned(),
+    };
+    let reason = l
+        .reason
+        .as_deref()
+        .map_or(String::new(), |r| format!(": {r}"));
+    doc.push(Block::Para(format!(
+        "bench-loop ({} #{}, app `{}`, to level {}, --max-fixes {}, grader {}): {status}{reason}; {grade}.",
+        m.backend, l.repetition, l.app, l.to_level, l.max_fixes, l.grader
+    )));
 }
 
 /// The per-run summary, compactly (several runs).
