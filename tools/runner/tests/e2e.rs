@@ -426,8 +426,7 @@ fn a_session_stopped_midway_keeps_its_cost_and_says_how_it_ended() {
     };
     let err = format!(
         "{:#}",
-        bench_runner::run_session(&options(&env, task, rehearsal("generate-l1.toml")))
-            .unwrap_err()
+        bench_runner::run_session(&options(&env, task, rehearsal("generate-l1.toml"))).unwrap_err()
     );
     assert!(err.contains("cannot be generated again"), "{err}");
 }
