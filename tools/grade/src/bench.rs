@@ -94,6 +94,7 @@ fn delay_program(url: &str, browser: &Path, artifacts: &Path) -> Program {
         artifacts_dir: artifacts.display().to_string(),
         trace: false,
         warmup: true,
+        headings: Vec::new(),
         features: vec![ProgramFeature {
             id: 1,
             key: "latency".into(),

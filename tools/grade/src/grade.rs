@@ -10,7 +10,9 @@ use bench_formats::grading::{
     BrowserInfo, GRADING_SCHEMA, GRADING_SCHEMA_VERSION, GradingFile, NotChecked,
 };
 
-use crate::program::{Program, ProgramSettings, manual_steps, select_features, unscripted};
+use crate::program::{
+    Program, ProgramSettings, contract_headings, manual_steps, select_features, unscripted,
+};
 use crate::record::{Progress, Recorder};
 use crate::{browser, driver, output, score};
 
@@ -162,6 +164,7 @@ pub fn grade(req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Graded> {
         browser: browser.clone(),
         artifacts_dir: run_dir.join("artifacts"),
         trace: req.trace,
+        headings: contract_headings(&levels),
     };
     // Plans build on what earlier features left (users, rooms, messages): a selection
     // still runs every feature before its last one, and only the selection is scored.

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use bench_content::levels::UiKind;
 use bench_content::{Feature, Levels};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +21,11 @@ pub struct Program {
     pub artifacts_dir: String,
     pub trace: bool,
     pub warmup: bool,
+    /// The panel headings of every feature's UI contract, graded or not: a panel's region
+    /// stops at the others' headings, so that an app of a higher level graded at level 1
+    /// keeps `Bob` under its `Offline` heading out of `Online`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headings: Vec<String>,
     pub features: Vec<ProgramFeature>,
 }
 
@@ -134,12 +140,29 @@ pub fn program_feature(feature: &Feature) -> Result<ProgramFeature> {
     })
 }
 
+/// The panel headings of the UI contract of every feature of the levels file: its `text`
+/// entries on "the heading of …" (PROTOCOL.md, `headings`).
+pub fn contract_headings(levels: &Levels) -> Vec<String> {
+    let mut out: Vec<String> = levels
+        .features
+        .iter()
+        .flat_map(|f| &f.ui)
+        .filter(|u| u.kind == UiKind::Text && u.on.starts_with("the heading of"))
+        .map(|u| u.text.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Where the driver is and what it is given.
 pub struct ProgramSettings {
     pub url: String,
     pub browser: PathBuf,
     pub artifacts_dir: PathBuf,
     pub trace: bool,
+    /// Every panel heading of the levels file ([`contract_headings`]).
+    pub headings: Vec<String>,
 }
 
 impl Program {
@@ -154,6 +177,7 @@ impl Program {
             artifacts_dir: absolute(&settings.artifacts_dir).display().to_string(),
             trace: settings.trace,
             warmup: true,
+            headings: settings.headings.clone(),
             features: features
                 .into_iter()
                 .map(program_feature)
@@ -251,6 +275,7 @@ mod tests {
             browser: PathBuf::from("/usr/lib/chromium/chromium"),
             artifacts_dir: PathBuf::from("/tmp/artifacts"),
             trace: false,
+            headings: Vec::new(),
         }
     }
 
@@ -288,5 +313,30 @@ mod tests {
         assert!(e.contains("feature 5 is not part of level 1"), "{e}");
         let e = select_features(&levels, 0, &[]).unwrap_err().to_string();
         assert!(e.contains("--level 0 does not exist"), "{e}");
+    }
+
+    /// A level-1 program names the panels of later levels too (`Offline`, `Members`): the
+    /// driver bounds `Online` by them in an app that already has those panels.
+    #[test]
+    fn a_level_1_program_names_the_panel_headings_of_every_level() {
+        let levels = levels();
+        let mut settings = settings();
+        settings.headings = contract_headings(&levels);
+        let features = select_features(&levels, 1, &[]).unwrap();
+        let program = Program::build(&settings, &features).unwrap();
+        for heading in ["Online", "Offline", "Members"] {
+            assert!(
+                program.headings.iter().any(|h| h == heading),
+                "{heading} not in {:?}",
+                program.headings
+            );
+        }
+        let level_1_ui = serde_json::to_string(&program.features).unwrap();
+        assert!(
+            !level_1_ui.contains("\"Offline\""),
+            "a later level's heading"
+        );
+        let json = serde_json::to_value(&program).unwrap();
+        assert_eq!(json["headings"], serde_json::json!(program.headings));
     }
 }

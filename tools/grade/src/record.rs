@@ -269,6 +269,7 @@ mod tests {
             artifacts_dir: "/tmp/a".into(),
             trace: false,
             warmup: true,
+            headings: Vec::new(),
             features: vec![ProgramFeature {
                 id: 4,
                 key: "unread-counts".into(),

@@ -221,6 +221,45 @@ fn regions_are_found_from_the_contract_not_from_the_markup() {
     assert!(last.observed_text().starts_with("not shown"), "{last:?}");
 }
 
+/// A level-1 grading of an app that already has later levels' panels: its `Offline` list
+/// under the `Online` one is not part of `Online`, whether its title is a heading element
+/// (the driver stops a panel at any heading) or a plain `<div>` (the program names every
+/// level's panel headings, as bench-grade's does). Level 1's contract names `Online` only.
+#[test]
+fn panels_the_graded_features_do_not_name_still_end_online() {
+    let pages = TestPages::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ui = json!([
+        { "kind": "text", "text": "Online", "on": "the heading of the online users panel" },
+    ]);
+    let feature = |script: Vec<Value>| {
+        json!({ "id": 1, "key": "panels", "name": "Panels", "ui": ui,
+            "steps": [{ "index": 1, "actor": "alice", "action": "look", "within_s": 5,
+                        "script": script }] })
+    };
+    let pages_and_absent = [
+        ("scoping.html", "Dave", Vec::new()),
+        ("panels.html", "Bob", vec!["Members", "Offline", "Online"]),
+    ];
+    for (page, offline, headings) in pages_and_absent {
+        let url = format!("{}{page}", pages.url);
+        let script = vec![
+            item(json!({ "do": "open" })),
+            item(json!({ "expect": "appears", "text": "Alice", "in": "Online" })),
+            item(json!({ "expect": "absent", "text": offline, "in": "Online", "within_s": 0.5 })),
+            item(json!({ "expect": "gone", "text": offline, "in": "Online", "within_s": 1 })),
+        ];
+        let program = program(&url, dir.path(), &headings, vec![feature(script)]);
+        let (events, ok) = run_driver(dir.path(), &program);
+        assert!(ok, "{page}: driver failed: {events:?}");
+        assert_eq!(failed_actions(&events), Vec::<String>::new(), "{page}");
+        let all = checks(&events);
+        assert_eq!(all.len(), 3, "{page}: {all:#?}");
+        let failed: Vec<_> = all.iter().filter(|c| !c.passed).collect();
+        assert!(failed.is_empty(), "{page}: failed checks: {failed:#?}");
+    }
+}
+
 #[test]
 fn an_unreachable_app_or_a_missing_browser_is_fatal() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,10 @@ use sha2::{Digest, Sha256};
 const STAMP: &str = "node_modules/.bench-lock-sha256";
 
 /// Copies `from` into `to` recursively, leaving out the folders named in `skip` (installed
-/// packages, build output, harness state); files already in `to` are replaced.
+/// packages, build output, harness state). A file already in `to` with the same bytes is
+/// left alone; a different one is replaced whole (written beside it, then renamed over it),
+/// so that a process running from `to` meanwhile (another grading's driver) never reads a
+/// file half written.
 pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     let entries =
@@ -31,9 +34,32 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
         if kind.is_dir() {
             copy_tree(&path, &to.join(&name), skip)?;
         } else if kind.is_file() {
-            std::fs::copy(&path, to.join(&name))
-                .with_context(|| format!("cannot copy {}", path.display()))?;
+            replace_file(&path, &to.join(&name))?;
         }
+    }
+    Ok(())
+}
+
+/// Makes `to` hold the bytes of `from`: untouched when it does already, else replaced by a
+/// rename (atomic on one file system).
+fn replace_file(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    if std::fs::read(to).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let mut tmp_name = to.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp_name);
+    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let permissions = std::fs::metadata(from)
+        .with_context(|| format!("cannot stat {}", from.display()))?
+        .permissions();
+    std::fs::set_permissions(&tmp, permissions)
+        .with_context(|| format!("cannot set the permissions of {}", tmp.display()))?;
+    if let Err(err) = std::fs::rename(&tmp, to) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err)
+            .with_context(|| format!("cannot replace {} (is its folder writable?)", to.display()));
     }
     Ok(())
 }
@@ -85,4 +111,45 @@ fn npm(dir: &Path, command: &str, what: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::path::Path;
+
+    use super::copy_tree;
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    /// A second copy leaves files that did not change alone (a driver running from the copy
+    /// keeps its files); a changed file is replaced by a new one, never rewritten in place;
+    /// skipped folders stay out.
+    #[test]
+    fn copies_replace_only_changed_files_and_replace_them_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        std::fs::create_dir_all(from.join("lib")).unwrap();
+        std::fs::create_dir_all(from.join("node_modules")).unwrap();
+        std::fs::write(from.join("main.mjs"), "one").unwrap();
+        std::fs::write(from.join("lib/a.mjs"), "a").unwrap();
+        std::fs::write(from.join("node_modules/x"), "x").unwrap();
+        copy_tree(&from, &to, &["node_modules"]).unwrap();
+        assert!(!to.join("node_modules").exists());
+        let (main, lib) = (inode(&to.join("main.mjs")), inode(&to.join("lib/a.mjs")));
+
+        std::fs::write(from.join("main.mjs"), "two").unwrap();
+        copy_tree(&from, &to, &["node_modules"]).unwrap();
+        assert_eq!(std::fs::read_to_string(to.join("main.mjs")).unwrap(), "two");
+        assert_ne!(inode(&to.join("main.mjs")), main, "replaced by a rename");
+        assert_eq!(
+            inode(&to.join("lib/a.mjs")),
+            lib,
+            "the same bytes: left alone"
+        );
+        let names: Vec<_> = std::fs::read_dir(&to).unwrap().flatten().collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    }
 }

@@ -7,6 +7,8 @@
 //                sits both in each room's row and in the open room's header; the `Online`
 //                heading is a <div>, not a heading element;
 //   /scoping.html  static markup with the traps region scoping must avoid (see the file);
+//   /panels.html   a user panel whose `Online` and `Offline` titles are plain <div>s, as a
+//                level-1 grading of a higher-level app sees it (see the file);
 //   /delay.html  a button `Start` that shows `Delayed text` after ?delay=MS milliseconds
 //                (default 900), and the delay it actually achieved (`actual N ms`), for the
 //                driver's latency-accuracy benchmark.
@@ -99,6 +101,7 @@ const server = http.createServer((req, res) => {
   if (req.method === 'GET' && url.pathname === '/') return serveFile(res, 'chat.html', 'text/html; charset=utf-8');
   if (req.method === 'GET' && url.pathname === '/delay.html') return serveFile(res, 'delay.html', 'text/html; charset=utf-8');
   if (req.method === 'GET' && url.pathname === '/scoping.html') return serveFile(res, 'scoping.html', 'text/html; charset=utf-8');
+  if (req.method === 'GET' && url.pathname === '/panels.html') return serveFile(res, 'panels.html', 'text/html; charset=utf-8');
   if (req.method === 'GET' && url.pathname === '/events') {
     const userId = url.searchParams.get('user');
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
