@@ -129,7 +129,7 @@ async fn join() -> Response {
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {
-    // Small frames one per read: a small read buffer, as on the client side.
+    // Small frames: a small read buffer (tungstenite zero-fills it before each read).
     ws.read_buffer_size(8 * 1024)
         .on_upgrade(move |socket| serve_socket(socket, state))
 }
