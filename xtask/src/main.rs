@@ -42,7 +42,7 @@ enum Command {
     BenchGrade(bench_grade::cli::Args),
     /// The whole benchmark, resumable: generate, grade, fix, upgrade to level N, for several backends and repetitions.
     BenchLoop(bench_loop::cli::Args),
-    /// Harness overhead per session step of finished bench-loop runs (step time less agent time).
+    /// Harness overhead per session step of finished bench-loop runs, or --scaling N: one rehearsed app against N at once.
     BenchLoopPerf(bench_loop::perf::Args),
     /// Stop the apps of runs, drop their databases, remove generated node_modules/dist (dry run unless --yes).
     BenchClean(bench_loop::clean::Args),
