@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use bench_formats::loop_record::{LoopStatus, LoopStep};
-use bench_formats::{AppState, Outcome, Phase, read_json};
+use bench_formats::loop_record::LoopStep;
+use bench_formats::{AppState, read_json};
 use common::*;
 
 /// Run indexes of this file's tests (loop_rehearsal.rs uses 41–49).
@@ -110,19 +110,8 @@ fn two_repetitions_run_side_by_side_without_colliding() {
     let databases = assert_own_ports_and_databases(&apps, &options);
 
     for (app, state) in apps.iter().zip(&states) {
-        assert_eq!(
-            phases(state),
-            vec![(Phase::Generate, 1, Outcome::Completed)],
-            "{log}"
-        );
-        let rec = state.loop_record.as_ref().unwrap();
-        assert_eq!(rec.status, LoopStatus::Finished, "{log}");
-        let grades: Vec<(u32, u32, u32)> = rec
-            .grades
-            .iter()
-            .map(|g| (g.level, g.score, g.max))
-            .collect();
-        assert_eq!(grades, vec![(1, 12, 12)], "{}\n{log}", app.display());
+        let context = format!("{}\n{log}", app.display());
+        assert_generated_and_finished(state, &[(1, 12, 12)], &context);
         assert_costs(app, state);
         let status = bench_app::status(app, &options).unwrap();
         assert!(!status.partly_running(), "{status:?}");

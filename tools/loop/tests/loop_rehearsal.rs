@@ -325,19 +325,7 @@ fn an_agent_grader_judges_the_level_and_keeps_its_cost_apart() {
     assert!(out.status.success(), "{log}");
     let app = apps(&env.runs).pop().expect("an app folder");
     let state = state_of(&app).unwrap();
-    assert_eq!(
-        phases(&state),
-        vec![(Phase::Generate, 1, Outcome::Completed)],
-        "{log}"
-    );
-    let rec = state.loop_record.as_ref().unwrap();
-    assert_eq!(rec.status, LoopStatus::Finished, "{log}");
-    let grades: Vec<(u32, u32, u32)> = rec
-        .grades
-        .iter()
-        .map(|g| (g.level, g.score, g.max))
-        .collect();
-    assert_eq!(grades, vec![(1, 12, 12)], "{log}");
+    assert_generated_and_finished(&state, &[(1, 12, 12)], &log);
     // The grading session's cost sits under the grading's own folder.
     let gradings = std::fs::read_dir(app.join(".bench/grading")).unwrap();
     let costs: Vec<CostSummary> = gradings

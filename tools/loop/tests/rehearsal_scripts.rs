@@ -29,20 +29,42 @@ fn reference_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn generate_writes_every_file_of_the_reference_app() {
+/// The reference app's files a generate script (under rehearsal/) does not write.
+fn unwritten(script: &str) -> Vec<String> {
     let root = repo_root();
-    let script = std::fs::read_to_string(root.join("rehearsal/loop/generate-l1.toml")).unwrap();
+    let text = std::fs::read_to_string(root.join("rehearsal").join(script)).unwrap();
     let mut files = Vec::new();
     reference_files(&root.join("reference-app"), "", &mut files);
-    let missing: Vec<&String> = files
-        .iter()
-        .filter(|f| !script.contains(&format!("content_file = \"../../reference-app/{f}\"")))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "rehearsal/loop/generate-l1.toml does not write {missing:?}: add a Write with content_file for each"
-    );
+    files
+        .into_iter()
+        .filter(|f| !text.contains(&format!("content_file = \"../../reference-app/{f}\"")))
+        .collect()
+}
+
+#[test]
+fn generate_writes_every_file_of_the_reference_app() {
+    for script in ["loop/generate-l1.toml", "loop-perf/generate-l1.toml"] {
+        let missing = unwritten(script);
+        assert!(
+            missing.is_empty(),
+            "rehearsal/{script} does not write {missing:?}: add a Write with content_file for each"
+        );
+    }
+}
+
+/// Each turn of the scaling benchmark's generate script takes the model time of its header
+/// comment's rule: 1.5 s plus 80 output tokens/s.
+#[test]
+fn the_perf_generate_takes_the_model_time_of_its_output() {
+    let path = repo_root().join("rehearsal/loop-perf/generate-l1.toml");
+    let doc: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let turns = doc["turn"].as_array().unwrap();
+    assert!(turns.len() > 2);
+    for (i, turn) in turns.iter().enumerate() {
+        let output = turn["usage"]["output"].as_integer().unwrap();
+        let delay = turn.get("delay_ms").and_then(toml::Value::as_integer);
+        assert_eq!(delay, Some(1500 + output * 1000 / 80), "turn {}", i + 1);
+    }
 }
 
 /// The `Edit` calls of a rehearsal script: (file under the app, old text, new text).

@@ -150,6 +150,28 @@ pub fn phases(state: &AppState) -> Vec<(Phase, u32, Outcome)> {
         .collect()
 }
 
+/// An app the loop generated at level 1 and finished after gradings `grades` (level,
+/// score, max), without any other session.
+pub fn assert_generated_and_finished(state: &AppState, grades: &[(u32, u32, u32)], context: &str) {
+    assert_eq!(
+        phases(state),
+        vec![(Phase::Generate, 1, Outcome::Completed)],
+        "{context}"
+    );
+    let rec = state.loop_record.as_ref().unwrap();
+    assert_eq!(
+        rec.status,
+        bench_formats::loop_record::LoopStatus::Finished,
+        "{context}"
+    );
+    let got: Vec<(u32, u32, u32)> = rec
+        .grades
+        .iter()
+        .map(|g| (g.level, g.score, g.max))
+        .collect();
+    assert_eq!(got, grades, "{context}");
+}
+
 pub fn app_options(env: &Env) -> bench_app::AppOptions {
     let mut options = bench_app::AppOptions::new(&repo_root());
     options
