@@ -1,9 +1,11 @@
 //! `--app APP_DIR`: measuring an app the harness built, by its folder.
 //!
 //! The app's backend, URL, database URL and ports come from its state and its backend's
-//! `backend.toml` (through `bench-app`); its source is read for discovery; results go to
-//! its run's `stress/` folder. An app that is not running is started on a fresh database
-//! and stopped again after the run; a running app is left as it is.
+//! `backend.toml` (through `bench-app`), with `--var NAME=VALUE` replacing backend values
+//! as `bench-app --var` does (`pg_port` for a PostgreSQL on another port); its source is
+//! read for discovery; results go to its run's `stress/` folder. An app that is not running
+//! is started on a fresh database and stopped again after the run; a running app is left
+//! as it is.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +24,14 @@ impl AppUnderTest {
     /// Opens the app, fills in what `args` leaves out, and starts the app if needed.
     pub fn prepare(dir: &Path, args: &mut Args) -> Result<AppUnderTest> {
         let root = bench_formats::paths::repo_root()?;
-        let app = App::open(dir, &AppOptions::new(&root))?;
+        let mut options = AppOptions::new(&root);
+        options.overrides = args.vars.iter().cloned().collect();
+        let app = App::open(dir, &options).with_context(|| {
+            format!(
+                "cannot open the app in {} for --app: give the folder of an app the harness built, and only values its backend has to --var",
+                dir.display()
+            )
+        })?;
         let kind = kind_of(&app.backend().name)?;
         args.backend.get_or_insert(kind);
         let vars = app.vars();
@@ -59,9 +68,11 @@ impl AppUnderTest {
 
 impl Drop for AppUnderTest {
     fn drop(&mut self) {
-        if self.started_here
-            && let Err(err) = self.app.stop()
-        {
+        if !self.started_here {
+            return;
+        }
+        eprintln!("stopping the app this run started...");
+        if let Err(err) = self.app.stop() {
             eprintln!(
                 "warning: could not stop the app in {}: {err:#}",
                 self.app.dir().display()

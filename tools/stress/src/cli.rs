@@ -46,6 +46,7 @@ impl BackendKind {
 /// Throughput and latency of a generated app under load, with verification in its database.
 ///
 /// Examples:
+///   cargo xtask bench-stress --app runs/<run>/postgres/results/chat-app-<ts> --var pg_port=5433
 ///   cargo xtask bench-stress --backend postgres --url http://127.0.0.1:3000 --db-url postgres://u:p@127.0.0.1:5432/chat
 ///   cargo xtask bench-stress --backend ceiling --db-url postgres://spacetime:spacetime@127.0.0.1:6432/spacetime
 ///   cargo xtask bench-stress --compare runs/a/postgres/stress/*.json
@@ -60,6 +61,12 @@ pub struct Args {
     /// `stress/`; started on a fresh database (and stopped after) when it is not running.
     #[arg(long, value_name = "APP_DIR")]
     pub app: Option<PathBuf>,
+    /// With --app: a value of the app's backend to replace, as `bench-app --var`, e.g.
+    /// `--var pg_port=5433` for a PostgreSQL on another port (repeatable; `cargo xtask
+    /// bench-prompts --show BACKEND` lists the values). Empty: those the running app was
+    /// started with, if any.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub vars: Vec<(String, String)>,
     /// Load shape.
     #[arg(long, value_enum, default_value = "stress")]
     pub scenario: Scenario,
@@ -152,6 +159,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if !args.vars.is_empty() && args.app.is_none() {
+        bail!(
+            "--var replaces a value of an app's backend and is used only with --app APP_DIR: \
+             give --app, or give the app's --url and --db-url directly"
+        );
+    }
     if !args.compare.is_empty() {
         print!("{}", report::compare(&args.compare)?);
         return Ok(());
@@ -261,6 +274,18 @@ fn seconds(text: &str) -> Result<f64, String> {
         Err(_) => humantime::parse_duration(t)
             .map(|d| d.as_secs_f64())
             .map_err(|e| format!("{text}: {e} (write seconds, or e.g. 30s, 2m, 1m30s, 500ms)")),
+    }
+}
+
+/// `NAME=VALUE` of `--var`.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "{text:?} is not NAME=VALUE (e.g. --var pg_port=5433)"
+        )),
     }
 }
 
@@ -554,5 +579,34 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "--backend", "ceiling", "--duration", "2m"]).unwrap();
         assert_eq!(cli.args.plan().unwrap().duration, Duration::from_secs(120));
         assert_ne!(run_tag(), "");
+    }
+
+    #[test]
+    fn vars_are_name_value_pairs_for_app_only() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--app",
+            "a",
+            "--var",
+            "pg_port=5433",
+            "--var",
+            "express_port=7001",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.args.vars,
+            [
+                ("pg_port".to_string(), "5433".to_string()),
+                ("express_port".to_string(), "7001".to_string())
+            ]
+        );
+        let err = Cli::try_parse_from(["x", "--app", "a", "--var", "pg_port"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("NAME=VALUE"), "{err}");
+        let cli =
+            Cli::try_parse_from(["x", "--backend", "postgres", "--var", "pg_port=5433"]).unwrap();
+        let err = format!("{:#}", run(cli.args).unwrap_err());
+        assert!(err.contains("used only with --app"), "{err}");
     }
 }

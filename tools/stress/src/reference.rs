@@ -28,20 +28,31 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// A copy of the reference app (npm packages hard-linked from a cache under `target/`,
-/// installed once per lock file) in a temporary folder under `target/`, removed when the
+/// The folder under `target/` holding the tests' copies of the reference app: on the file
+/// system of the npm package cache, so that the copies' packages are hard-linked.
+pub fn scratch_dir() -> Result<PathBuf> {
+    let dir = target_dir().join("stress-reference-app");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Copies the reference app into `dest` (new or empty), its npm packages hard-linked from
+/// the cache under `target/` (installed once per lock file).
+pub fn copy_into(dest: &Path) -> Result<()> {
+    let cache = target_dir().join("reference-app-modules");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    bench_app::reference::prepare(&root, &cache, dest)
+}
+
+/// A copy of the reference app in a temporary folder of [`scratch_dir`], removed when the
 /// returned guard is dropped; the path is its `server/`. Safe to call from parallel tests.
 pub fn prepare() -> Result<(tempfile::TempDir, PathBuf)> {
-    let parent = target_dir().join("stress-reference-app");
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent = scratch_dir()?;
     let copy = tempfile::Builder::new()
         .prefix("app-")
         .tempdir_in(&parent)
         .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
-    let cache = target_dir().join("reference-app-modules");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    bench_app::reference::prepare(&root, &cache, copy.path())?;
+    copy_into(copy.path())?;
     let server = copy.path().join("server");
     Ok((copy, server))
 }

@@ -2,33 +2,12 @@
 //! `reference_app.rs`): the Rust no-op server, the PostgreSQL ceiling and the in-process
 //! SpacetimeDB protocol server.
 
-use std::path::Path;
+mod common;
 
 use bench_formats::stress::StressResult;
-use bench_stress::cli::{Args, run_once};
+use bench_stress::cli::run_once;
 use bench_stress::noop_server::NoopServer;
-use clap::Parser;
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: Args,
-}
-
-fn args(out: &Path, extra: &[&str]) -> Args {
-    let mut argv = vec![
-        "bench-stress",
-        "--no-progress",
-        "--warmup",
-        "1",
-        "--drain",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(extra);
-    Cli::parse_from(argv).args
-}
+use common::args;
 
 fn pg() -> (bench_pg::PgCluster, String) {
     let cluster = bench_pg::PgCluster::start_temp().unwrap();
@@ -315,7 +294,7 @@ fn open_loop_latency_counts_from_the_intended_send_time() {
         "--drain",
         "2",
     ];
-    let (r, _) = run_once(&Cli::parse_from(argv).args).unwrap();
+    let (r, _) = run_once(&common::parse_all(&argv)).unwrap();
     let l = r.ack_latency;
     // Measured from the actual send, every call would take ~100 ms. From the schedule, the
     // lag grows by 80 ms per message: the tail reaches seconds.

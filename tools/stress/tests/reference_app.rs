@@ -4,34 +4,15 @@
 //! Every shape is driven without an adapter file: discovery (the app's source when given,
 //! probing always) finds it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use bench_formats::stress::StressResult;
 use bench_stress::adapter::{AckMode, Adapter};
-use bench_stress::cli::{Args, run_once};
+use bench_stress::cli::run_once;
 use bench_stress::reference::{self, Options, ReferenceApp};
-use clap::Parser;
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: Args,
-}
-
-fn args(out: &Path, extra: &[&str]) -> Args {
-    let mut argv = vec![
-        "bench-stress",
-        "--no-progress",
-        "--warmup",
-        "1",
-        "--drain",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(extra);
-    Cli::parse_from(argv).args
-}
+use common::{args, assert_consistent};
 
 /// A throwaway cluster and the reference app on it, in `shape` (`None`: its own handlers).
 fn app(
@@ -65,39 +46,6 @@ fn run(url: &str, db_url: &str, out: &Path, extra: &[&str]) -> (StressResult, st
     }
     argv.extend_from_slice(extra);
     run_once(&args(out, &argv)).unwrap()
-}
-
-/// The checks every verified run must pass.
-fn assert_consistent(r: &StressResult) {
-    let t = &r.totals;
-    assert!(t.acknowledged > 0, "nothing was acknowledged: {r:#?}");
-    assert_eq!(
-        r.verification.committed,
-        Some(t.acknowledged),
-        "{}",
-        r.verification.detail
-    );
-    assert!(r.verification.passed, "{}", r.verification.detail);
-    assert_eq!(
-        t.delivered_to_listener, t.acknowledged,
-        "the listener missed messages"
-    );
-    assert_eq!(
-        t.sent,
-        t.acknowledged + t.failed,
-        "every request got an outcome"
-    );
-    let l = &r.ack_latency;
-    assert!(
-        l.count > 0 && l.min_us > 0 && l.p50_us <= l.p99_us && l.p99_us <= l.max_us,
-        "{l:?}"
-    );
-    assert!(r.fanout_latency.is_some_and(|f| f.count > 0));
-    assert!(
-        r.verification.detail.contains("messages.content"),
-        "counted in the app's message table: {}",
-        r.verification.detail
-    );
 }
 
 fn adapter_of(r: &StressResult) -> Adapter {
