@@ -104,6 +104,59 @@ fn client() -> Result<&'static reqwest::Client> {
     Ok(CLIENT.get_or_init(|| built))
 }
 
+/// One REST call made many times with different JSON bodies (REST message sends): the
+/// request is built once; an answer is only its status (the body is read and dropped, so
+/// that the connection is reused).
+pub struct PreparedCall {
+    method: reqwest::Method,
+    url: String,
+    headers: reqwest::header::HeaderMap,
+    timeout: Duration,
+}
+
+impl PreparedCall {
+    pub fn new(
+        base: &BaseUrl,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<PreparedCall> {
+        let mut map = reqwest::header::HeaderMap::new();
+        map.insert("content-type", "application/json".parse()?);
+        for (name, value) in headers {
+            let name: reqwest::header::HeaderName = name
+                .parse()
+                .with_context(|| format!("{name:?} is not a header name"))?;
+            let value = value
+                .parse()
+                .with_context(|| format!("header {name}: {value:?} is not a header value"))?;
+            map.insert(name, value);
+        }
+        Ok(PreparedCall {
+            method: reqwest::Method::from_bytes(method.as_bytes())
+                .with_context(|| format!("{method:?} is not an HTTP method"))?,
+            url: base.http(path),
+            headers: map,
+            timeout,
+        })
+    }
+
+    /// Sends `body` (JSON text); the answer's status.
+    pub async fn send(&self, body: String) -> Result<u16> {
+        let resp = client()?
+            .request(self.method.clone(), &self.url)
+            .headers(self.headers.clone())
+            .timeout(self.timeout)
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        resp.bytes().await?;
+        Ok(status)
+    }
+}
+
 /// Sends `method path` with an optional JSON body and reads the whole answer.
 pub async fn request(
     base: &BaseUrl,

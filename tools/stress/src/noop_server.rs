@@ -22,7 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::serve::ListenerExt;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -129,7 +129,7 @@ async fn join() -> Response {
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {
-    // Small frames: a small read buffer (tungstenite zero-fills it before each read).
+    // Small frames one per read: a small read buffer, as on the client side.
     ws.read_buffer_size(8 * 1024)
         .on_upgrade(move |socket| serve_socket(socket, state))
 }
@@ -137,7 +137,7 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response 
 async fn serve_socket(ws: WebSocket, state: Shared) {
     let me = state.ids.fetch_add(1, Ordering::Relaxed);
     let (sink, mut stream) = ws.split();
-    let tx = spawn_sender(sink);
+    let tx = crate::socketio::spawn_sender(sink);
     let open = format!(
         "0{{\"sid\":\"n{me}\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000,\"maxPayload\":1000000}}"
     );
@@ -206,29 +206,4 @@ fn event(
     if !id.is_empty() {
         let _ = tx.send(Message::text(format!("43{id}[{{\"ok\":true}}]")));
     }
-}
-
-/// Hands a WebSocket's write half to a task that writes what the returned channel receives,
-/// up to 64 frames per flush, and closes the socket once every sender is gone.
-fn spawn_sender<S, M>(mut sink: S) -> mpsc::UnboundedSender<M>
-where
-    S: futures_util::Sink<M> + Unpin + Send + 'static,
-    M: Send + 'static,
-{
-    let (out, mut rx) = mpsc::unbounded_channel::<M>();
-    tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(64);
-        while rx.recv_many(&mut batch, 64).await > 0 {
-            for msg in batch.drain(..) {
-                if sink.feed(msg).await.is_err() {
-                    return;
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    out
 }

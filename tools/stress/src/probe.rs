@@ -314,7 +314,7 @@ impl Prober<'_> {
         events.extend(self.cands.joins.clone());
         for (k, e) in events.iter().enumerate() {
             let payload = render(&e.payload, &user.vars);
-            conn.send_text(&engineio::event(
+            conn.send_text(engineio::event(
                 Some(CONTROL_ACK_BASE + k as u64),
                 &e.event,
                 &payload,
@@ -368,7 +368,7 @@ impl Prober<'_> {
             let mut v = a.vars.clone();
             v.insert("content", Value::String(content.clone()));
             let payload = render(&cand.payload, &v);
-            sender.send_text(&engineio::event(Some(k as u64), &cand.event, &payload))?;
+            sender.send_text(engineio::event(Some(k as u64), &cand.event, &payload))?;
             let seen = watch_send(sender, listener, &marker, k as u64).await;
             let event = &cand.event;
             if let Some(Some(err)) = &seen.ack {

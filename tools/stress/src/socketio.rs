@@ -7,25 +7,63 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{FuturesUnordered, SplitStream};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::adapter::{AckMode, Adapter, Endpoint, SocketSpec, Vars, lookup, render, render_path};
 use crate::backend::{Backend, Committed, Listener, Marker, Outcome, Writer};
 use crate::candidates::Candidates;
 use crate::engineio::{self, OpenInfo, Packet};
 use crate::http::{self, BaseUrl};
-use crate::http1::{Http1Conn, PreparedRequest};
-use crate::ws::WsConn;
 
 pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ack ids at or above this are set-up requests, never message tags.
 pub(crate) const CONTROL_ACK_BASE: u64 = 1 << 40;
 
-/// One Socket.IO connection over a [`WsConn`], read and written by the task that owns it.
+type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// WebSocket settings of every connection. tungstenite zero-fills its whole read buffer
+/// (128 KiB by default) before each socket read; chat frames are small and arrive one per
+/// read at app speeds, so a small buffer saves most of the client's CPU.
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
+/// Hands a WebSocket's write half to a task that writes what the returned channel receives,
+/// up to 64 frames per flush, and closes the socket once every sender is gone. Used by the
+/// client's connections and by the no-op server alike.
+pub fn spawn_sender<S, M>(mut sink: S) -> mpsc::UnboundedSender<M>
+where
+    S: futures_util::Sink<M> + Unpin + Send + 'static,
+    M: Send + 'static,
+{
+    let (out, mut rx) = mpsc::unbounded_channel::<M>();
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(64);
+        while rx.recv_many(&mut batch, 64).await > 0 {
+            for msg in batch.drain(..) {
+                if sink.feed(msg).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    out
+}
+
+/// One Socket.IO connection: reads here, writes through a task that batches frames.
 pub struct Conn {
-    ws: WsConn,
+    out: mpsc::UnboundedSender<Message>,
+    stream: SplitStream<WsStream>,
 }
 
 impl Conn {
@@ -39,13 +77,17 @@ impl Conn {
         let pairs = [("EIO", "4"), ("transport", "websocket")]
             .into_iter()
             .chain(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let path = http::with_query(&spec.path, pairs);
-        let url = base.ws(&path);
-        let ws = tokio::time::timeout(SETUP_TIMEOUT, WsConn::connect(base, &path))
-            .await
-            .with_context(|| format!("{url}: no WebSocket handshake within {SETUP_TIMEOUT:?}"))?
-            .with_context(|| format!("cannot open a Socket.IO WebSocket at {url} (is the app running, is socket.path right?)"))?;
-        let mut conn = Conn { ws };
+        let url = base.ws(&http::with_query(&spec.path, pairs));
+        let (ws, _) = tokio::time::timeout(
+            SETUP_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true),
+        )
+        .await
+        .with_context(|| format!("{url}: no WebSocket handshake within {SETUP_TIMEOUT:?}"))?
+        .with_context(|| format!("cannot open a Socket.IO WebSocket at {url} (is the app running, is socket.path right?)"))?;
+        let (sink, stream) = ws.split();
+        let out = spawn_sender(sink);
+        let mut conn = Conn { out, stream };
         let open = conn
             .next_frame(SETUP_TIMEOUT)
             .await
@@ -61,7 +103,7 @@ impl Conn {
             ),
         }
         let auth = spec.auth.as_ref().map(|a| render(a, vars));
-        conn.send_text(&engineio::connect(auth.as_ref()))?;
+        conn.send_text(engineio::connect(auth.as_ref()))?;
         let deadline = Instant::now() + SETUP_TIMEOUT;
         loop {
             let text = conn
@@ -72,53 +114,46 @@ impl Conn {
                 Packet::ConnectError(why) => {
                     bail!("the app refused the Socket.IO connection: {why}")
                 }
+                Packet::Ping(_) => conn.send_text(engineio::PONG.to_string())?,
                 _ => {}
             }
         }
     }
 
-    /// Sends a text frame now.
-    pub fn send_text(&mut self, text: &str) -> Result<()> {
-        self.ws.send_text(text)
+    pub fn send_text(&self, text: String) -> Result<()> {
+        self.out
+            .send(Message::text(text))
+            .map_err(|_| anyhow::anyhow!("the connection is closed"))
     }
 
-    /// Queues a text frame, written when the connection is next read (or flushed).
-    pub fn queue_text(&mut self, text: &str) {
-        self.ws.queue_text(text);
-    }
-
-    /// Moves to the next Engine.IO message that is not a ping (pings are answered); read it
-    /// with [`Conn::text`]. Cancel-safe.
-    pub(crate) async fn advance(&mut self) -> Result<()> {
+    /// Next text frame, answering pings. Cancel-safe.
+    pub(crate) async fn next_raw(&mut self) -> Result<tokio_tungstenite::tungstenite::Utf8Bytes> {
         loop {
-            self.ws.advance().await?;
-            let b = self.ws.bytes();
-            if b.first() == Some(&b'2') {
-                self.ws.send_text(engineio::PONG)?;
-                continue;
+            match self.stream.next().await {
+                None => bail!("the app closed the connection"),
+                Some(Err(err)) => return Err(err).context("WebSocket error"),
+                Some(Ok(Message::Text(text))) => {
+                    let b = text.as_bytes();
+                    if b.first() == Some(&b'2') {
+                        self.send_text(engineio::PONG.to_string())?;
+                        continue;
+                    }
+                    if b == b"1" || b.starts_with(b"41") {
+                        bail!("the app closed the Socket.IO session");
+                    }
+                    return Ok(text);
+                }
+                Some(Ok(Message::Close(_))) => bail!("the app closed the connection"),
+                Some(Ok(_)) => {}
             }
-            if b == b"1" || b.starts_with(b"41") {
-                bail!("the app closed the Socket.IO session");
-            }
-            return Ok(());
         }
     }
 
-    /// The current message (after [`Conn::advance`]).
-    pub(crate) fn text(&self) -> Result<&str> {
-        self.ws.text()
-    }
-
-    /// The next Engine.IO message that is not a ping, as an owned string. Cancel-safe.
-    pub(crate) async fn next_raw(&mut self) -> Result<String> {
-        self.advance().await?;
-        Ok(self.text()?.to_string())
-    }
-
     async fn next_frame(&mut self, timeout: Duration) -> Result<String> {
-        tokio::time::timeout(timeout, self.next_raw())
+        let text = tokio::time::timeout(timeout, self.next_raw())
             .await
-            .context("the app did not answer in time")?
+            .context("the app did not answer in time")??;
+        Ok(text.to_string())
     }
 
     /// Emits an event (with a control ack id when one is given) and, if `wait`, waits for
@@ -130,7 +165,7 @@ impl Conn {
         payload: &Value,
         wait: Option<Duration>,
     ) -> Result<Option<String>> {
-        self.send_text(&engineio::event(id, event, payload))?;
+        self.send_text(engineio::event(id, event, payload))?;
         let (Some(id), Some(wait)) = (id, wait) else {
             return Ok(None);
         };
@@ -388,49 +423,11 @@ pub struct SioWriter {
     rest: Option<RestSender>,
 }
 
-/// REST message sends: one keep-alive connection per request in flight, reused.
 struct RestSender {
-    req: Arc<PreparedRequest>,
+    call: Arc<http::PreparedCall>,
     before: String,
     after: String,
-    idle: Vec<Http1Conn>,
-    running: FuturesUnordered<RestCall>,
-}
-
-/// One REST send in flight: its outcome and the connection, when it can be reused.
-type RestCall = Pin<Box<dyn Future<Output = (Outcome, Option<Http1Conn>)> + Send>>;
-
-/// A REST send unanswered this long fails (the scenario's own timeout comes first).
-const REST_TIMEOUT: Duration = Duration::from_secs(60);
-
-impl RestSender {
-    fn send(&mut self, tag: u64, content: &str) {
-        let body = format!("{}{content}{}", self.before, self.after);
-        let req = self.req.clone();
-        let mut conn = None;
-        while let Some(c) = self.idle.pop() {
-            if c.usable() {
-                conn = Some(c);
-                break;
-            }
-        }
-        self.running.push(Box::pin(async move {
-            let mut conn = match conn {
-                Some(c) => c,
-                None => match req.connect().await {
-                    Ok(c) => c,
-                    Err(_) => return (Outcome::Failed(tag, "http_error".into()), None),
-                },
-            };
-            let outcome = match tokio::time::timeout(REST_TIMEOUT, conn.send(&req, &body)).await {
-                Ok(Ok(200..=299)) => Outcome::Acked(tag),
-                Ok(Ok(429)) => Outcome::Failed(tag, "rate_limited".into()),
-                Ok(Ok(status)) => Outcome::Failed(tag, format!("http_{status}")),
-                Ok(Err(_)) | Err(_) => return (Outcome::Failed(tag, "http_error".into()), None),
-            };
-            (outcome, Some(conn))
-        }));
-    }
+    running: FuturesUnordered<Pin<Box<dyn Future<Output = Outcome> + Send>>>,
 }
 
 const CONTENT_SENTINEL: &str = "\u{1}BENCH_CONTENT\u{1}";
@@ -451,7 +448,16 @@ fn split_template(text: &str) -> Result<(String, String)> {
 impl Writer for SioWriter {
     fn send(&mut self, tag: u64, content: &str) -> Result<()> {
         if let Some(rest) = &mut self.rest {
-            rest.send(tag, content);
+            let body = format!("{}{content}{}", rest.before, rest.after);
+            let call = rest.call.clone();
+            rest.running.push(Box::pin(async move {
+                match call.send(body).await {
+                    Ok(200..=299) => Outcome::Acked(tag),
+                    Ok(429) => Outcome::Failed(tag, "rate_limited".into()),
+                    Ok(status) => Outcome::Failed(tag, format!("http_{status}")),
+                    Err(_) => Outcome::Failed(tag, "http_error".into()),
+                }
+            }));
             return Ok(());
         }
         use std::fmt::Write;
@@ -463,9 +469,7 @@ impl Writer for SioWriter {
         self.frame.push_str(&self.before);
         self.frame.push_str(content);
         self.frame.push_str(&self.after);
-        // Written when the writer next reads (right after its sends, before it waits).
-        self.conn.queue_text(&self.frame);
-        Ok(())
+        self.conn.send_text(self.frame.clone())
     }
 
     async fn next_outcome(&mut self) -> Result<Outcome> {
@@ -473,22 +477,18 @@ impl Writer for SioWriter {
             if let Some(o) = self.pending.pop_front() {
                 return Ok(o);
             }
-            match &mut self.rest {
+            let text = match &mut self.rest {
                 Some(rest) if !rest.running.is_empty() => {
                     tokio::select! {
-                        Some((o, conn)) = rest.running.next() => {
-                            rest.idle.extend(conn);
-                            return Ok(o);
-                        }
-                        read = self.conn.advance() => read?,
+                        Some(o) = rest.running.next() => return Ok(o),
+                        text = self.conn.next_raw() => text?,
                     }
                 }
-                _ => self.conn.advance().await?,
-            }
-            let text = self.conn.text()?;
+                _ => self.conn.next_raw().await?,
+            };
             let b = text.as_bytes();
             if b.starts_with(b"43") {
-                let Ok(Packet::Ack { id, data }) = engineio::parse(text) else {
+                let Ok(Packet::Ack { id, data }) = engineio::parse(&text) else {
                     return Ok(Outcome::Error("bad_frame".into()));
                 };
                 if id >= CONTROL_ACK_BASE {
@@ -510,7 +510,7 @@ impl Writer for SioWriter {
                 if self.mode == AckMode::Echo {
                     let me = self.index;
                     let pending = &mut self.pending;
-                    self.marker.find_all(text, |w, seq, _| {
+                    self.marker.find_all(&text, |w, seq, _| {
                         if w == me {
                             pending.push_back(Outcome::Acked(seq));
                         }
@@ -540,11 +540,9 @@ pub struct SioListener {
 impl Listener for SioListener {
     async fn next_text(&mut self) -> Result<(String, Instant)> {
         loop {
-            self.conn.advance().await?;
-            let now = Instant::now();
-            let text = self.conn.text()?;
+            let text = self.conn.next_raw().await?;
             if text.as_bytes().starts_with(b"42") {
-                return Ok((text.to_string(), now));
+                return Ok((text.to_string(), Instant::now()));
             }
         }
     }
@@ -570,17 +568,17 @@ impl Backend for SocketIoBackend {
             Some(ep) => {
                 let body = render(&ep.body, &vars_c).to_string();
                 let (before, after) = split_template(&body)?;
-                let req = PreparedRequest::new(
+                let call = http::PreparedCall::new(
                     &self.base,
                     &ep.method,
                     &render_path(&ep.path, &vars),
                     &crate::adapter::render_headers(ep, &vars),
+                    Duration::from_secs(60),
                 )?;
                 Some(RestSender {
-                    req: Arc::new(req),
+                    call: Arc::new(call),
                     before,
                     after,
-                    idle: Vec::new(),
                     running: FuturesUnordered::new(),
                 })
             }
