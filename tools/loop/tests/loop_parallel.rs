@@ -78,15 +78,13 @@ fn metrics_data(runs: &Path, loop_id: &str) -> serde_json::Value {
 #[test]
 fn two_repetitions_run_side_by_side_without_colliding() {
     let env = env();
-    let out = bench_loop(&env, FIRST_RUN_INDEX)
-        .args(["--backend", "postgres", "--to-level", "1"])
-        .args(["--repeat", "2", "--parallel", "2", "--max-fixes", "0"])
-        .arg("--rehearse")
-        .arg(repo_root().join("rehearsal/loop"))
-        .output()
-        .unwrap();
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let args = ["--backend", "postgres", "--to-level", "1", "--repeat", "2"];
+    let (ok, log) = rehearse(
+        &env,
+        FIRST_RUN_INDEX,
+        &[&args[..], &["--parallel", "2", "--max-fixes", "0"]].concat(),
+    );
+    assert!(ok, "{log}");
     assert!(log.contains("2 app(s), 2 at a time"), "{log}");
     let apps = apps(&env.runs);
     assert_eq!(apps.len(), 2, "{apps:?}\n{log}");

@@ -85,15 +85,8 @@ fn assert_report(run_dir: &Path, state: &AppState) {
 #[test]
 fn rehearsal_loop_generates_upgrades_fixes_and_reaches_fifteen_of_fifteen() {
     let env = env();
-    let out = bench_loop(&env, 41)
-        .args(["--backend", "postgres", "--to-level", "2", "--rehearse"])
-        .arg(repo_root().join("rehearsal/loop"))
-        .output()
-        .unwrap();
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    let app = apps(&env.runs).pop().expect("an app folder");
-    let state = state_of(&app).unwrap();
+    let (log, app, state) =
+        rehearse_one_app(&env, 41, &["--backend", "postgres", "--to-level", "2"]);
     assert_eq!(
         phases(&state),
         vec![
@@ -227,23 +220,15 @@ fn a_loop_killed_during_generate_and_upgrade_resumes_at_the_killed_step() {
 #[test]
 fn an_exhausted_budget_stops_the_app_cleanly_with_its_cost_kept() {
     let env = env();
-    let out = bench_loop(&env, 45)
-        .args([
-            "--backend",
-            "postgres",
-            "--to-level",
-            "2",
-            "--max-total-usd",
-            "0.05",
-            "--rehearse",
-        ])
-        .arg(repo_root().join("rehearsal/loop"))
-        .output()
-        .unwrap();
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    let app = apps(&env.runs).pop().expect("an app folder");
-    let state = state_of(&app).unwrap();
+    let args = [
+        "--backend",
+        "postgres",
+        "--to-level",
+        "2",
+        "--max-total-usd",
+        "0.05",
+    ];
+    let (log, app, state) = rehearse_one_app(&env, 45, &args);
     let rec = state.loop_record.as_ref().unwrap();
     assert_eq!(rec.status, LoopStatus::Stopped, "{log}");
     let reason = rec.stop_reason.clone().unwrap_or_default();
@@ -269,20 +254,9 @@ fn an_exhausted_budget_stops_the_app_cleanly_with_its_cost_kept() {
 #[test]
 fn a_backend_this_machine_cannot_run_is_refused_before_anything_is_spent() {
     let env = env();
-    let out = bench_loop(&env, 49)
-        .args([
-            "--backend",
-            "spacetime",
-            "--to-level",
-            "1",
-            "--no-report",
-            "--rehearse",
-        ])
-        .arg(repo_root().join("rehearsal/loop"))
-        .output()
-        .unwrap();
-    let log = text(&out);
-    assert!(!out.status.success(), "{log}");
+    let args = ["--backend", "spacetime", "--to-level", "1", "--no-report"];
+    let (ok, log) = rehearse(&env, 49, &args);
+    assert!(!ok, "{log}");
     assert!(log.contains("cannot run the spacetime backend"), "{log}");
     assert!(log.contains("spacetime"), "{log}");
     assert!(apps(&env.runs).is_empty(), "{log}");
@@ -308,23 +282,15 @@ fn a_second_loop_on_the_same_app_is_refused() {
 #[test]
 fn an_agent_grader_judges_the_level_and_keeps_its_cost_apart() {
     let env = env();
-    let out = bench_loop(&env, 47)
-        .args([
-            "--backend",
-            "postgres",
-            "--to-level",
-            "1",
-            "--grader",
-            "agent",
-            "--rehearse",
-        ])
-        .arg(repo_root().join("rehearsal/loop"))
-        .output()
-        .unwrap();
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    let app = apps(&env.runs).pop().expect("an app folder");
-    let state = state_of(&app).unwrap();
+    let args = [
+        "--backend",
+        "postgres",
+        "--to-level",
+        "1",
+        "--grader",
+        "agent",
+    ];
+    let (log, app, state) = rehearse_one_app(&env, 47, &args);
     assert_generated_and_finished(&state, &[(1, 12, 12)], &log);
     // The grading session's cost sits under the grading's own folder.
     let gradings = std::fs::read_dir(app.join(".bench/grading")).unwrap();

@@ -79,6 +79,31 @@ pub fn bench_loop(env: &Env, first_run_index: u32) -> Command {
     cmd
 }
 
+/// `bench-loop ARGS --rehearse rehearsal/loop` run to its end: its exit status and its
+/// output as text.
+pub fn rehearse(env: &Env, first_run_index: u32, args: &[&str]) -> (bool, String) {
+    let out = bench_loop(env, first_run_index)
+        .args(args)
+        .arg("--rehearse")
+        .arg(repo_root().join("rehearsal/loop"))
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out))
+}
+
+/// [`rehearse`] with one app that must succeed: the log, the app's folder and its state.
+pub fn rehearse_one_app(
+    env: &Env,
+    first_run_index: u32,
+    args: &[&str],
+) -> (String, PathBuf, AppState) {
+    let (ok, log) = rehearse(env, first_run_index, args);
+    assert!(ok, "{log}");
+    let app = apps(&env.runs).pop().expect("an app folder");
+    let state = state_of(&app).unwrap();
+    (log, app, state)
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
