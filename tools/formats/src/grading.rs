@@ -137,6 +137,22 @@ pub struct StepResult {
     pub artifacts: Option<Artifacts>,
 }
 
+impl StepResult {
+    /// A step as it stands before it runs: no actions, no checks.
+    pub fn not_run(index: u32, actor: String, action: String, within_s: Option<f64>) -> StepResult {
+        StepResult {
+            index,
+            actor,
+            action,
+            within_s,
+            outcome: StepOutcome::NotRun,
+            actions: Vec::new(),
+            checks: Vec::new(),
+            artifacts: None,
+        }
+    }
+}
+
 /// One action of a step's script.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionResult {

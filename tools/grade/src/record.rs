@@ -54,15 +54,8 @@ impl Recorder {
                 steps: f
                     .steps
                     .iter()
-                    .map(|s| StepResult {
-                        index: s.index,
-                        actor: s.actor.clone(),
-                        action: s.action.clone(),
-                        within_s: s.within_s,
-                        outcome: StepOutcome::NotRun,
-                        actions: Vec::new(),
-                        checks: Vec::new(),
-                        artifacts: None,
+                    .map(|s| {
+                        StepResult::not_run(s.index, s.actor.clone(), s.action.clone(), s.within_s)
                     })
                     .collect(),
                 console_errors: Vec::new(),

@@ -8,8 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use bench_content::{Feature, Levels};
 use bench_formats::grading::{
-    BrowserInfo, FeatureGrade, GRADING_SCHEMA, GRADING_SCHEMA_VERSION, GradingFile, StepOutcome,
-    StepResult,
+    BrowserInfo, FeatureGrade, GRADING_SCHEMA, GRADING_SCHEMA_VERSION, GradingFile, StepResult,
 };
 
 /// The text the agent ends with once the results file is written.
@@ -48,18 +47,12 @@ pub fn skeleton(levels: &Levels, features: &[Feature], level: u32, url: &str) ->
                 .test
                 .iter()
                 .enumerate()
-                .map(|(i, s)| StepResult {
-                    index: i as u32 + 1,
-                    actor: serde_json::to_value(s.actor)
+                .map(|(i, s)| {
+                    let actor = serde_json::to_value(s.actor)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    action: s.action.clone(),
-                    within_s: s.within_s,
-                    outcome: StepOutcome::NotRun,
-                    actions: Vec::new(),
-                    checks: Vec::new(),
-                    artifacts: None,
+                        .unwrap_or_default();
+                    StepResult::not_run(i as u32 + 1, actor, s.action.clone(), s.within_s)
                 })
                 .collect(),
             console_errors: Vec::new(),
